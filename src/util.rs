@@ -1,0 +1,98 @@
+//! Small helpers shared by every stage: atomic file writes and device choice.
+use crate::config::DeviceSpec;
+use crate::error::InputError;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// A temporary name beside `path` that keeps its extension (tch picks formats by it).
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+}
+
+/// Write through a temporary file and rename it into place, so an interrupted
+/// write never leaves a torn file under the final name.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Let `write` produce the file at a temporary path, then rename it into place.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = temp_path(path);
+    match write(&tmp).and_then(|_| {
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))
+    }) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.context(format!("cannot write {}", path.display())))
+        }
+    }
+}
+
+/// Resolve the experiment's `device:` to a libtorch device, saying why.
+pub fn choose_device(spec: DeviceSpec) -> Result<(Device, String)> {
+    match spec {
+        DeviceSpec::Cpu => Ok((Device::Cpu, "cpu".into())),
+        DeviceSpec::Auto => {
+            if tch::Cuda::is_available() {
+                Ok((Device::Cuda(0), "cuda:0 (device: auto found CUDA)".into()))
+            } else {
+                Ok((Device::Cpu, "cpu (device: auto found no CUDA device)".into()))
+            }
+        }
+        DeviceSpec::Cuda(n) => {
+            let count = tch::Cuda::device_count() as usize;
+            if count == 0 {
+                return Err(InputError::new(
+                    "device: cuda was asked for, but CUDA is not available (no GPU, no driver, or a CPU-only libtorch); use device: auto or cpu",
+                )
+                .into());
+            }
+            if n >= count {
+                return Err(InputError::new(format!(
+                    "device: cuda:{n} was asked for, but only {count} CUDA device(s) exist"
+                ))
+                .into());
+            }
+            Ok((Device::Cuda(n), format!("cuda:{n}")))
+        }
+    }
+}
+
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The libtorch version aelab was built against (read by build.rs).
+pub fn libtorch_version() -> &'static str {
+    env!("AELAB_LIBTORCH_VERSION")
+}
+
+/// Seed libtorch for one step of one epoch: the random state is a function of
+/// (seed, epoch, step) alone, so a resumed run draws the same numbers.
+pub fn seed_for(seed: u64, epoch: i64, step: i64) -> i64 {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for v in [epoch as u64, step as u64] {
+        h = (h ^ v).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h ^= h >> 31;
+    }
+    (h >> 1) as i64
+}
