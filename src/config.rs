@@ -575,7 +575,7 @@ fn explain_serde(msg: &str) -> String {
         let rest = &msg[start..];
         if let Some(end) = rest.find('`') {
             let word = &rest[..end];
-            let candidates: Vec<&str> = rest[end..]
+            let candidates: Vec<&str> = rest[end + 1..]
                 .split('`')
                 .enumerate()
                 .filter(|(i, _)| i % 2 == 1)
