@@ -78,9 +78,11 @@ pub fn py(code: &str, cwd: &Path) -> Option<String> {
         eprintln!("skipped: AELAB_PYTHON is not set (run through scripts/test)");
         return None;
     };
+    // from a file, so torch.jit.script can read the source of classes defined here
+    let file = cwd.join(format!("snippet-{}.py", std::process::id()));
+    std::fs::write(&file, code).expect("write snippet");
     let out = Command::new(p)
-        .arg("-c")
-        .arg(code)
+        .arg(&file)
         .current_dir(cwd)
         .env("PYTHONPATH", repo().join("scripts"))
         .output()
