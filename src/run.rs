@@ -252,6 +252,7 @@ fn finish(
         "train_seconds": outcome.as_ref().map(|o| o.train_seconds),
         "samples_per_s": if sps.is_empty() { None } else { Some(sps.iter().sum::<f64>() / sps.len() as f64) },
         "wall_seconds": wall,
+        "peak_rss_mib": util::peak_rss_mib(),
     });
     for (k, v) in &ev.terms {
         summary[format!("final_val_{k}")] = json!(v);

@@ -96,3 +96,11 @@ pub fn seed_for(seed: u64, epoch: i64, step: i64) -> i64 {
     }
     (h >> 1) as i64
 }
+
+/// Peak resident memory of this process in MiB (Linux; None elsewhere).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

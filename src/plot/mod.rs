@@ -134,6 +134,12 @@ fn log_axis(curves: &[Curve]) -> bool {
     lo > 0.0 && hi / lo > 20.0
 }
 
+/// A tick label with as many decimals as the axis span needs, and no more.
+fn tick(v: f64, span: f64) -> String {
+    let decimals = if span <= 0.0 { 3 } else { (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize };
+    format!("{v:.decimals$}")
+}
+
 fn curve_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
@@ -159,7 +165,7 @@ where
         .caption(title, (FONT, 22))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(70)
+        .y_label_area_size(80)
         .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
         .map_err(err)?;
     let ylab = if log { format!("{ylabel} (log scale)") } else { ylabel.to_string() };
@@ -170,7 +176,7 @@ where
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .light_line_style(RGBColor(235, 235, 235))
-        .y_label_formatter(&|v| if log { format!("{:.2e}", 10f64.powf(*v)) } else { format!("{v:.4}") })
+        .y_label_formatter(&|v| if log { format!("{:.2e}", 10f64.powf(*v)) } else { tick(*v, y1 - y0) })
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;

@@ -1,0 +1,93 @@
+"""scripts/bench's driver: aelab against ordinary PyTorch eager code on the same
+machine, data, threads and hyper-parameters, in one invocation. Prints a report."""
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AELAB = os.path.join(ROOT, "target", "release", "aelab")
+DATA = os.path.join(os.environ.get("AELAB_DATA", os.path.expanduser("~/.cache/aelab/data")), "fashion-mnist")
+OUT = tempfile.mkdtemp(prefix="aelab-bench-")
+
+
+def aelab(experiment, *sets):
+    args = [AELAB, "run", "-q", "--force", "--out", OUT, os.path.join(ROOT, "experiments", experiment)]
+    for s in sets:
+        args += ["--set", s]
+    subprocess.run(args, check=True)
+    name = experiment[:-5]
+    for s in sets:
+        if s.startswith("name="):
+            name = s[5:]
+    with open(os.path.join(OUT, name, "summary.json")) as f:
+        s = json.load(f)
+    return {"samples_per_s": s["samples_per_s"], "peak_rss_mib": s["peak_rss_mib"], "test_mse": s["final_val_mse"]}
+
+
+def pytorch(model, epochs, batch, threads, limit=0):
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "bench_torch.py"), "--data", DATA, "--model", model,
+         "--epochs", str(epochs), "--batch", str(batch), "--threads", str(threads), "--limit", str(limit)],
+        check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def matmul_gflops(threads):
+    torch.set_num_threads(threads)
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    n = 20
+    t = time.perf_counter()
+    for _ in range(n):
+        a @ b
+    return 2 * 1024**3 * n / (time.perf_counter() - t) / 1e9
+
+
+def row(name, a, p):
+    print(f"{name:<6} aelab {a['samples_per_s']:>9.0f}  PyTorch {p['samples_per_s']:>9.0f}  "
+          f"ratio {a['samples_per_s'] / p['samples_per_s']:.2f}x | peak RSS aelab {a['peak_rss_mib']:.0f} MiB, "
+          f"PyTorch {p['peak_rss_mib']:.0f} MiB, ratio {a['peak_rss_mib'] / p['peak_rss_mib']:.2f} | test MSE "
+          f"aelab {a['test_mse']:.5f}, PyTorch {p['test_mse']:.5f}, ratio {a['test_mse'] / p['test_mse']:.3f}")
+
+
+def main():
+    threads = 2
+    print(f"aelab benchmark, {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads, data {DATA}")
+    gf = matmul_gflops(threads)
+    print(f"machine: float32 1024x1024 matmul {gf:.1f} GFLOP/s ({threads} threads)")
+    print("\ntraining samples/s (higher is better), same epochs, data, threads and hyper-parameters")
+    a = aelab("bench-mlp.yaml")
+    p = pytorch("mlp", 3, 256, threads)
+    row("MLP", a, p)
+    # forward 2·(784·256 + 256·32 + 32·256 + 256·784) flops; training ≈ 3× forward
+    flops = 3 * 2 * (784 * 256 + 256 * 32 + 32 * 256 + 256 * 784)
+    print(f"       MLP work {flops / 1e6:.2f} MFLOP per training sample: aelab reaches "
+          f"{a['samples_per_s'] * flops / 1e9:.1f} GFLOP/s, {100 * a['samples_per_s'] * flops / 1e9 / gf:.0f}% of the matmul rate")
+    a = aelab("bench-conv.yaml")
+    p = pytorch("conv", 1, 256, threads, limit=20000)
+    row("Conv", a, p)
+    print("\naelab MLP samples/s by batch size (1 epoch, 2 threads)")
+    for b in (64, 256, 1024):
+        r = aelab("bench-mlp.yaml", f"name=b{b}", f"train.batch_size={b}", "train.epochs=1")
+        print(f"  batch {b:>5}: {r['samples_per_s']:>9.0f}")
+    print("aelab MLP samples/s by thread count (1 epoch, batch 256)")
+    for t in (1, 2):
+        r = aelab("bench-mlp.yaml", f"name=t{t}", f"train.threads={t}", "train.epochs=1")
+        print(f"  threads {t}: {r['samples_per_s']:>9.0f}")
+    print("aelab MLP epoch time by training-set size (1 epoch, batch 256, 2 threads)")
+    for n in (15000, 30000, 60000):
+        r = aelab("bench-mlp.yaml", f"name=n{n}", f"data.limit={n}", "train.epochs=1")
+        print(f"  {n:>6} samples: {n / r['samples_per_s']:6.2f} s ({r['samples_per_s']:.0f} samples/s)")
+
+
+if __name__ == "__main__":
+    main()
