@@ -16,8 +16,14 @@ fn main() {
         return;
     };
     let lib = PathBuf::from(lib);
-    let root = lib.parent().map(PathBuf::from).unwrap_or_else(|| lib.clone());
-    println!("cargo:rustc-env=AELAB_LIBTORCH_VERSION={}", libtorch_version(&root));
+    let root = lib
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lib.clone());
+    println!(
+        "cargo:rustc-env=AELAB_LIBTORCH_VERSION={}",
+        libtorch_version(&root)
+    );
     let abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_string());
 
     cc::Build::new()

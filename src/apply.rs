@@ -19,7 +19,10 @@ enum Source {
 }
 
 fn read_input(path: &Path) -> Result<Tensor> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     if !path.exists() {
         input_err!("--input: {} does not exist", path.display());
     }
@@ -37,16 +40,24 @@ fn read_input(path: &Path) -> Result<Tensor> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let cells: Result<Vec<f32>, _> = line.split(',').map(|c| c.trim().parse::<f32>()).collect();
+                let cells: Result<Vec<f32>, _> =
+                    line.split(',').map(|c| c.trim().parse::<f32>()).collect();
                 match cells {
                     Ok(r) => rows.push(r),
                     Err(_) if i == 0 => continue, // a header
-                    Err(_) => input_err!("{}: line {}: not all cells are numbers", path.display(), i + 1),
+                    Err(_) => input_err!(
+                        "{}: line {}: not all cells are numbers",
+                        path.display(),
+                        i + 1
+                    ),
                 }
             }
             let w = rows.first().map(|r| r.len()).unwrap_or(0);
             if w == 0 || rows.iter().any(|r| r.len() != w) {
-                input_err!("{}: expected a table of numbers with the same number of cells in every row", path.display());
+                input_err!(
+                    "{}: expected a table of numbers with the same number of cells in every row",
+                    path.display()
+                );
             }
             let flat: Vec<f32> = rows.concat();
             Ok(Tensor::from_slice(&flat).view([rows.len() as i64, w as i64]))
@@ -55,12 +66,18 @@ fn read_input(path: &Path) -> Result<Tensor> {
             let exp = crate::config::load(path, &[])?;
             Ok(crate::data::load(&exp, path.parent())?.val_x)
         }
-        _ => input_err!("--input: {} should be .npy, .csv or an experiment .yaml", path.display()),
+        _ => input_err!(
+            "--input: {} should be .npy, .csv or an experiment .yaml",
+            path.display()
+        ),
     }
 }
 
 fn write_output(path: &Path, t: &Tensor) -> Result<()> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
     match ext.as_str() {
         "npy" => crate::run::write_npy(path, &t)?,
@@ -70,7 +87,11 @@ fn write_output(path: &Path, t: &Tensor) -> Result<()> {
             let v = Vec::<f32>::try_from(&flat.view([-1]))?;
             let mut s = String::new();
             for row in v.chunks(w.max(1)) {
-                s += &row.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+                s += &row
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
                 s.push('\n');
             }
             crate::util::write_atomic(path, s.as_bytes())?;
@@ -116,7 +137,11 @@ pub fn apply(op: Op, model: &Path, input: &Path, output: &Path) -> Result<()> {
                     shape.extend_from_slice(&m.sample_shape);
                     x = x.reshape(&shape);
                 } else if x.dim() != 2 || x.size()[1] != m.latent {
-                    input_err!("--input: codes of shape {:?}; this model's codes are [N, {}]", x.size(), m.latent);
+                    input_err!(
+                        "--input: codes of shape {:?}; this model's codes are [N, {}]",
+                        x.size(),
+                        m.latent
+                    );
                 }
                 match op {
                     Op::Encode => m.encode(&x),

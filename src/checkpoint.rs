@@ -64,7 +64,10 @@ fn kind(d: Dtype) -> Result<Kind> {
 }
 
 /// Serialise named tensors (and string metadata) to safetensors bytes.
-pub fn to_bytes(tensors: &[(String, Tensor)], meta: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
+pub fn to_bytes(
+    tensors: &[(String, Tensor)],
+    meta: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let mut bufs = vec![];
     for (name, t) in tensors {
         let t = t.detach().to_device(Device::Cpu).contiguous();
@@ -76,20 +79,30 @@ pub fn to_bytes(tensors: &[(String, Tensor)], meta: Option<HashMap<String, Strin
     }
     let views = bufs
         .iter()
-        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b).map_err(|e| anyhow!("{e:?}"))?)))
+        .map(|(n, d, s, b)| {
+            Ok((
+                n.clone(),
+                TensorView::new(*d, s.clone(), b).map_err(|e| anyhow!("{e:?}"))?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, &meta).map_err(|e| anyhow!("cannot serialise tensors: {e:?}"))
 }
 
 /// Named tensors and metadata from safetensors bytes.
 pub fn from_bytes(bytes: &[u8]) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e:?}"))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow!("not a valid safetensors file: {e:?}"))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        out.insert(name, Tensor::from_data_size(view.data(), &shape, kind(view.dtype())?));
+        out.insert(
+            name,
+            Tensor::from_data_size(view.data(), &shape, kind(view.dtype())?),
+        );
     }
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("bad safetensors header: {e:?}"))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("bad safetensors header: {e:?}"))?;
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
@@ -97,7 +110,10 @@ pub fn save(run_dir: &Path, model: &Model, opt: &Optimizer, state: &TrainState) 
     let dir = run_dir.join("checkpoint");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let params = model.named_parameters();
-    let mut tensors: Vec<(String, Tensor)> = params.iter().map(|(n, t)| (format!("model.{n}"), t.shallow_clone())).collect();
+    let mut tensors: Vec<(String, Tensor)> = params
+        .iter()
+        .map(|(n, t)| (format!("model.{n}"), t.shallow_clone()))
+        .collect();
     tensors.extend(opt.state());
     if let Some(best) = &state.best_weights {
         for ((n, _), t) in params.iter().zip(best) {
@@ -116,24 +132,43 @@ pub fn save(run_dir: &Path, model: &Model, opt: &Optimizer, state: &TrainState) 
 /// Restore model and optimizer from a run's checkpoint; returns the loop state.
 pub fn load(run_dir: &Path, model: &Model, opt: &mut Optimizer) -> Result<TrainState> {
     let p = path(run_dir);
-    let bytes = std::fs::read(&p).with_context(|| format!("cannot read the checkpoint {}", p.display()))?;
-    let (tensors, meta) = from_bytes(&bytes).with_context(|| format!("checkpoint {} is damaged", p.display()))?;
-    let json = meta.get("aelab_state").ok_or_else(|| anyhow!("{} has no aelab state", p.display()))?;
+    let bytes =
+        std::fs::read(&p).with_context(|| format!("cannot read the checkpoint {}", p.display()))?;
+    let (tensors, meta) =
+        from_bytes(&bytes).with_context(|| format!("checkpoint {} is damaged", p.display()))?;
+    let json = meta
+        .get("aelab_state")
+        .ok_or_else(|| anyhow!("{} has no aelab state", p.display()))?;
     let mut state: TrainState = serde_json::from_str(json)?;
     state.rows = metrics::from_csv(&state.metrics_csv)?;
     let device = model.vs.device();
     let params = model.named_parameters();
     tch::no_grad(|| -> Result<()> {
         for (n, t) in &params {
-            let src = tensors.get(&format!("model.{n}")).ok_or_else(|| anyhow!("checkpoint lacks model.{n}"))?;
+            let src = tensors
+                .get(&format!("model.{n}"))
+                .ok_or_else(|| anyhow!("checkpoint lacks model.{n}"))?;
             t.shallow_clone().copy_(&src.to_device(device));
         }
         Ok(())
     })?;
-    opt.restore(&|k| tensors.get(k).map(|t| t.to_device(device)), state.opt_step)?;
-    if tensors.contains_key(&format!("best.{}", params.first().map(|p| p.0.as_str()).unwrap_or(""))) {
+    opt.restore(
+        &|k| tensors.get(k).map(|t| t.to_device(device)),
+        state.opt_step,
+    )?;
+    if tensors.contains_key(&format!(
+        "best.{}",
+        params.first().map(|p| p.0.as_str()).unwrap_or("")
+    )) {
         state.best_weights = Some(
-            params.iter().filter_map(|(n, _)| tensors.get(&format!("best.{n}")).map(|t| t.to_device(device))).collect(),
+            params
+                .iter()
+                .filter_map(|(n, _)| {
+                    tensors
+                        .get(&format!("best.{n}"))
+                        .map(|t| t.to_device(device))
+                })
+                .collect(),
         );
     }
     state.loss_sum = tensors.get("loop.loss_sum").map(|t| t.to_device(device));

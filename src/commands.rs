@@ -7,11 +7,18 @@ use std::path::{Path, PathBuf};
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(a) => {
-            let opts = crate::run::RunOptions { out: a.out, overrides: a.overrides, force: a.force, quiet: a.quiet };
+            let opts = crate::run::RunOptions {
+                out: a.out,
+                overrides: a.overrides,
+                force: a.force,
+                quiet: a.quiet,
+            };
             let dir = match a.resume {
                 Some(dir) => crate::run::resume(&dir, &opts)?,
                 None => {
-                    let file = a.experiment.unwrap_or_else(|| PathBuf::from("experiments/fashion-mlp.yaml"));
+                    let file = a
+                        .experiment
+                        .unwrap_or_else(|| PathBuf::from("experiments/fashion-mlp.yaml"));
                     crate::run::run(&file, &opts)?
                 }
             };
@@ -19,7 +26,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             println!("plots:         {}", dir.join("plots").display());
             Ok(())
         }
-        Command::Validate { experiment, overrides, deep } => validate(&experiment, &overrides, deep),
+        Command::Validate {
+            experiment,
+            overrides,
+            deep,
+        } => validate(&experiment, &overrides, deep),
         Command::Info => {
             info();
             Ok(())
@@ -32,7 +43,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             for r in &runs {
                 if !r.join("config.yaml").exists() {
-                    return Err(InputError::new(format!("{} is not an aelab run directory (no config.yaml)", r.display())).into());
+                    return Err(InputError::new(format!(
+                        "{} is not an aelab run directory (no config.yaml)",
+                        r.display()
+                    ))
+                    .into());
                 }
                 let warnings = crate::plot::draw_all(r);
                 for w in &warnings {
@@ -48,9 +63,15 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Encode(a) => crate::apply::apply(crate::apply::Op::Encode, &a.model, &a.input, &a.output),
-        Command::Decode(a) => crate::apply::apply(crate::apply::Op::Decode, &a.model, &a.input, &a.output),
-        Command::Reconstruct(a) => crate::apply::apply(crate::apply::Op::Reconstruct, &a.model, &a.input, &a.output),
+        Command::Encode(a) => {
+            crate::apply::apply(crate::apply::Op::Encode, &a.model, &a.input, &a.output)
+        }
+        Command::Decode(a) => {
+            crate::apply::apply(crate::apply::Op::Decode, &a.model, &a.input, &a.output)
+        }
+        Command::Reconstruct(a) => {
+            crate::apply::apply(crate::apply::Op::Reconstruct, &a.model, &a.input, &a.output)
+        }
     }
 }
 

@@ -146,11 +146,17 @@ impl DataConfig {
             serde_yaml::Value::String(s) if s == "test" => Ok(Validation::Test),
             serde_yaml::Value::Number(n) => match n.as_f64() {
                 Some(f) if f > 0.0 && f < 1.0 => Ok(Validation::Fraction(f)),
-                _ => Err(bad("data.validation", format!("a fraction must lie strictly between 0 and 1, got {n}"))),
+                _ => Err(bad(
+                    "data.validation",
+                    format!("a fraction must lie strictly between 0 and 1, got {n}"),
+                )),
             },
             other => Err(bad(
                 "data.validation",
-                format!("expected `test` or a fraction like 0.1, got {}", show(other)),
+                format!(
+                    "expected `test` or a fraction like 0.1, got {}",
+                    show(other)
+                ),
             )),
         }
     }
@@ -275,7 +281,11 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { kind: default_loss(), beta: 1.0, sparsity: 0.0 }
+        LossConfig {
+            kind: default_loss(),
+            beta: 1.0,
+            sparsity: 0.0,
+        }
     }
 }
 fn default_loss() -> LossKind {
@@ -460,7 +470,10 @@ pub struct LatentPlot {
 
 impl Default for LatentPlot {
     fn default() -> Self {
-        LatentPlot { method: default_projection(), points: default_points() }
+        LatentPlot {
+            method: default_projection(),
+            points: default_points(),
+        }
     }
 }
 fn default_projection() -> Projection {
@@ -484,7 +497,11 @@ pub struct PlotConfig {
 
 impl Default for PlotConfig {
     fn default() -> Self {
-        PlotConfig { enabled: true, latent: LatentPlot::default(), reconstructions: default_recon() }
+        PlotConfig {
+            enabled: true,
+            latent: LatentPlot::default(),
+            reconstructions: default_recon(),
+        }
     }
 }
 fn default_recon() -> i64 {
@@ -512,24 +529,29 @@ fn bad(key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
 }
 
 fn show(v: &serde_yaml::Value) -> String {
-    serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// Read an experiment file, apply `--set key.path=value` overrides, check it.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        InputError::new(format!("{file}: cannot read the experiment file: {e}"))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(format!("{file}: cannot read the experiment file: {e}")))?;
     let exp = parse(&text, overrides).map_err(|e| InputError::new(format!("{file}: {e:#}")))?;
-    exp.check().map_err(|e| InputError::new(format!("{file}: {e:#}")))?;
+    exp.check()
+        .map_err(|e| InputError::new(format!("{file}: {e:#}")))?;
     Ok(exp)
 }
 
 /// Parse YAML text into an experiment (no semantic checks).
 pub fn parse(text: &str, overrides: &[String]) -> Result<Experiment> {
     if text.trim().is_empty() {
-        return Err(InputError::new("the file is empty; an experiment needs at least name, data and model").into());
+        return Err(InputError::new(
+            "the file is empty; an experiment needs at least name, data and model",
+        )
+        .into());
     }
     let value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| InputError::new(format!("not valid YAML: {e}")))?;
@@ -611,13 +633,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// `train.epochs=3` sets value["train"]["epochs"] = 3 (the value is read as YAML).
 pub fn apply_override(root: &mut serde_yaml::Value, spec: &str) -> Result<()> {
     let (key, raw) = spec.split_once('=').ok_or_else(|| {
-        InputError::new(format!("--set {spec}: expected key.path=value, like train.epochs=5"))
+        InputError::new(format!(
+            "--set {spec}: expected key.path=value, like train.epochs=5"
+        ))
     })?;
     let value: serde_yaml::Value = serde_yaml::from_str(raw)
         .map_err(|e| InputError::new(format!("--set {spec}: the value is not valid YAML: {e}")))?;
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(InputError::new(format!("--set {spec}: empty part in key path `{key}`")).into());
+        return Err(
+            InputError::new(format!("--set {spec}: empty part in key path `{key}`")).into(),
+        );
     }
     let mut cur = root;
     for (i, part) in parts.iter().enumerate() {
@@ -644,10 +670,19 @@ impl Experiment {
     /// Reject values that cannot work, before any data is read.
     pub fn check(&self) -> Result<()> {
         let name_ok = !self.name.is_empty()
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && !self.name.starts_with('.');
         if !name_ok {
-            return Err(bad("name", format!("`{}` must be a non-empty folder name of letters, digits, '-', '_' or '.'", self.name)));
+            return Err(bad(
+                "name",
+                format!(
+                    "`{}` must be a non-empty folder name of letters, digits, '-', '_' or '.'",
+                    self.name
+                ),
+            ));
         }
         parse_device(&self.device)?;
         let d = &self.data;
@@ -659,20 +694,35 @@ impl Experiment {
         }
         match d.source {
             Source::Csv | Source::Npy if d.path.is_none() => {
-                return Err(bad("data.path", "is required for csv and npy data (the file to read)"));
+                return Err(bad(
+                    "data.path",
+                    "is required for csv and npy data (the file to read)",
+                ));
             }
             Source::Synthetic => {
                 positive("data.samples", d.samples)?;
                 positive("data.features", d.features)?;
                 positive("data.intrinsic", d.intrinsic)?;
                 if d.intrinsic > d.features {
-                    return Err(bad("data.intrinsic", format!("must not exceed data.features ({}), got {}", d.features, d.intrinsic)));
+                    return Err(bad(
+                        "data.intrinsic",
+                        format!(
+                            "must not exceed data.features ({}), got {}",
+                            d.features, d.intrinsic
+                        ),
+                    ));
                 }
                 if d.samples < 10 {
-                    return Err(bad("data.samples", format!("must be at least 10, got {}", d.samples)));
+                    return Err(bad(
+                        "data.samples",
+                        format!("must be at least 10, got {}", d.samples),
+                    ));
                 }
                 if !(d.noise >= 0.0 && d.noise.is_finite()) {
-                    return Err(bad("data.noise", format!("must be zero or positive, got {}", d.noise)));
+                    return Err(bad(
+                        "data.noise",
+                        format!("must be zero or positive, got {}", d.noise),
+                    ));
                 }
             }
             _ => {}
@@ -686,17 +736,27 @@ impl Experiment {
         }
         match m.kind {
             ModelKind::Mlp | ModelKind::Vae | ModelKind::ConvVae if m.latent.is_none() => {
-                return Err(bad("model.latent", format!("is required for kind {:?} (the size of the code)", m.kind).to_lowercase()));
+                return Err(bad(
+                    "model.latent",
+                    format!("is required for kind {:?} (the size of the code)", m.kind)
+                        .to_lowercase(),
+                ));
             }
             ModelKind::Conv | ModelKind::ConvVae => {
                 if m.channels.is_empty() {
-                    return Err(bad("model.channels", "needs at least one stage, like [16, 8, 8]"));
+                    return Err(bad(
+                        "model.channels",
+                        "needs at least one stage, like [16, 8, 8]",
+                    ));
                 }
                 for (i, c) in m.channels.iter().enumerate() {
                     positive(&format!("model.channels[{i}]"), *c)?;
                 }
                 if m.kernel < 1 || m.kernel % 2 == 0 {
-                    return Err(bad("model.kernel", format!("must be a positive odd number, got {}", m.kernel)));
+                    return Err(bad(
+                        "model.kernel",
+                        format!("must be a positive odd number, got {}", m.kernel),
+                    ));
                 }
             }
             ModelKind::Torchscript => {
@@ -710,10 +770,16 @@ impl Experiment {
             return Err(bad("loss.kind", "bce needs model.output: sigmoid (targets in [0, 1]); use loss.kind: mse for linear outputs"));
         }
         if !(self.loss.beta >= 0.0 && self.loss.beta.is_finite()) {
-            return Err(bad("loss.beta", format!("must be zero or positive, got {}", self.loss.beta)));
+            return Err(bad(
+                "loss.beta",
+                format!("must be zero or positive, got {}", self.loss.beta),
+            ));
         }
         if !(self.loss.sparsity >= 0.0 && self.loss.sparsity.is_finite()) {
-            return Err(bad("loss.sparsity", format!("must be zero or positive, got {}", self.loss.sparsity)));
+            return Err(bad(
+                "loss.sparsity",
+                format!("must be zero or positive, got {}", self.loss.sparsity),
+            ));
         }
         if let Some(n) = &self.noise {
             let ok = match n.kind {
@@ -721,7 +787,10 @@ impl Experiment {
                 NoiseKind::Masking => n.factor > 0.0 && n.factor < 1.0,
             };
             if !ok {
-                return Err(bad("noise.factor", format!("must be > 0 (and < 1 for masking), got {}", n.factor)));
+                return Err(bad(
+                    "noise.factor",
+                    format!("must be > 0 (and < 1 for masking), got {}", n.factor),
+                ));
             }
         }
         let t = &self.train;
@@ -731,27 +800,51 @@ impl Experiment {
         positive("train.batch_size", t.batch_size)?;
         let o = &t.optimizer;
         if !(o.lr > 0.0 && o.lr.is_finite()) {
-            return Err(bad("train.optimizer.lr", format!("must be a positive number, got {}", o.lr)));
+            return Err(bad(
+                "train.optimizer.lr",
+                format!("must be a positive number, got {}", o.lr),
+            ));
         }
         if !(o.weight_decay >= 0.0) {
-            return Err(bad("train.optimizer.weight_decay", format!("must be zero or positive, got {}", o.weight_decay)));
+            return Err(bad(
+                "train.optimizer.weight_decay",
+                format!("must be zero or positive, got {}", o.weight_decay),
+            ));
         }
         if !(0.0..1.0).contains(&o.momentum) {
-            return Err(bad("train.optimizer.momentum", format!("must lie in [0, 1), got {}", o.momentum)));
+            return Err(bad(
+                "train.optimizer.momentum",
+                format!("must lie in [0, 1), got {}", o.momentum),
+            ));
         }
         if !((0.0..1.0).contains(&o.betas.0) && (0.0..1.0).contains(&o.betas.1)) {
-            return Err(bad("train.optimizer.betas", format!("both must lie in [0, 1), got [{}, {}]", o.betas.0, o.betas.1)));
+            return Err(bad(
+                "train.optimizer.betas",
+                format!(
+                    "both must lie in [0, 1), got [{}, {}]",
+                    o.betas.0, o.betas.1
+                ),
+            ));
         }
         if !(o.eps > 0.0) {
-            return Err(bad("train.optimizer.eps", format!("must be positive, got {}", o.eps)));
+            return Err(bad(
+                "train.optimizer.eps",
+                format!("must be positive, got {}", o.eps),
+            ));
         }
         positive("train.step_size", t.step_size)?;
         if !(t.gamma > 0.0 && t.gamma <= 1.0) {
-            return Err(bad("train.gamma", format!("must lie in (0, 1], got {}", t.gamma)));
+            return Err(bad(
+                "train.gamma",
+                format!("must lie in (0, 1], got {}", t.gamma),
+            ));
         }
         positive("train.plateau_patience", t.plateau_patience)?;
         if !(t.min_lr >= 0.0 && t.min_lr <= o.lr) {
-            return Err(bad("train.min_lr", format!("must lie in [0, lr], got {}", t.min_lr)));
+            return Err(bad(
+                "train.min_lr",
+                format!("must lie in [0, lr], got {}", t.min_lr),
+            ));
         }
         if let Some(c) = t.grad_clip {
             if !(c > 0.0) {
@@ -761,7 +854,10 @@ impl Experiment {
         if let Some(es) = &t.early_stopping {
             positive("train.early_stopping.patience", es.patience)?;
             if !(es.min_delta >= 0.0) {
-                return Err(bad("train.early_stopping.min_delta", format!("must be zero or positive, got {}", es.min_delta)));
+                return Err(bad(
+                    "train.early_stopping.min_delta",
+                    format!("must be zero or positive, got {}", es.min_delta),
+                ));
             }
         }
         if let Some(th) = t.threads {
@@ -769,7 +865,10 @@ impl Experiment {
         }
         positive("plots.latent.points", self.plots.latent.points)?;
         if self.plots.reconstructions < 0 {
-            return Err(bad("plots.reconstructions", format!("must be zero or more, got {}", self.plots.reconstructions)));
+            return Err(bad(
+                "plots.reconstructions",
+                format!("must be zero or more, got {}", self.plots.reconstructions),
+            ));
         }
         Ok(())
     }
@@ -786,19 +885,38 @@ impl Experiment {
             Some(serde_yaml::Value::String(s)) if s == "digits" => {
                 Ok(Some((0..10).map(|i| i.to_string()).collect()))
             }
-            Some(v @ serde_yaml::Value::Sequence(_)) => serde_yaml::from_value::<Vec<String>>(v.clone())
-                .map(Some)
-                .map_err(|e| bad("data.classes", format!("expected a list of names: {e}"))),
-            Some(v) => Err(bad("data.classes", format!("expected `fashion`, `digits` or a list of names, got {}", show(v)))),
+            Some(v @ serde_yaml::Value::Sequence(_)) => {
+                serde_yaml::from_value::<Vec<String>>(v.clone())
+                    .map(Some)
+                    .map_err(|e| bad("data.classes", format!("expected a list of names: {e}")))
+            }
+            Some(v) => Err(bad(
+                "data.classes",
+                format!(
+                    "expected `fashion`, `digits` or a list of names, got {}",
+                    show(v)
+                ),
+            )),
         }
     }
 }
 
 pub fn fashion_names() -> Vec<String> {
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn positive(key: &str, v: i64) -> Result<()> {
@@ -821,9 +939,15 @@ pub fn parse_device(s: &str) -> Result<DeviceSpec> {
         "auto" => Ok(DeviceSpec::Auto),
         "cpu" => Ok(DeviceSpec::Cpu),
         "cuda" => Ok(DeviceSpec::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        _ => match s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => Ok(DeviceSpec::Cuda(n)),
-            None => Err(bad("device", format!("expected auto, cpu, cuda or cuda:N, got `{s}`"))),
+            None => Err(bad(
+                "device",
+                format!("expected auto, cpu, cuda or cuda:N, got `{s}`"),
+            )),
         },
     }
 }
@@ -842,7 +966,9 @@ pub fn expand_path(raw: &str, base: Option<&Path>) -> Result<PathBuf> {
             .ok_or_else(|| InputError::new(format!("path `{raw}`: unclosed ${{")))?;
         let var = &after[..end];
         let val = std::env::var(var).map_err(|_| {
-            InputError::new(format!("path `{raw}` uses ${{{var}}}, but that environment variable is not set"))
+            InputError::new(format!(
+                "path `{raw}` uses ${{{var}}}, but that environment variable is not set"
+            ))
         })?;
         out.push_str(&val);
         rest = &after[end + 1..];
@@ -881,14 +1007,23 @@ mod tests {
 
     #[test]
     fn unknown_key_suggests_nearest() {
-        let err = parse(&MIN.replace("latent: 2", "latnt: 2"), &[]).unwrap_err().to_string();
-        assert!(err.contains("latnt") && err.contains("did you mean `latent`"), "{err}");
+        let err = parse(&MIN.replace("latent: 2", "latnt: 2"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("latnt") && err.contains("did you mean `latent`"),
+            "{err}"
+        );
         assert!(err.contains("line 3"), "{err}");
     }
 
     #[test]
     fn override_sets_nested_value() {
-        let e = parse(MIN, &["train.epochs=3".into(), "train.optimizer.lr=0.01".into()]).unwrap();
+        let e = parse(
+            MIN,
+            &["train.epochs=3".into(), "train.optimizer.lr=0.01".into()],
+        )
+        .unwrap();
         assert_eq!(e.train.epochs, 3);
         assert_eq!(e.train.optimizer.lr, 0.01);
         let err = parse(MIN, &["name.x=1".into()]).unwrap_err().to_string();
@@ -914,7 +1049,10 @@ mod tests {
     #[test]
     fn expands_env_vars() {
         std::env::set_var("AELAB_TEST_DIR", "/x");
-        assert_eq!(expand_path("${AELAB_TEST_DIR}/y", None).unwrap(), PathBuf::from("/x/y"));
+        assert_eq!(
+            expand_path("${AELAB_TEST_DIR}/y", None).unwrap(),
+            PathBuf::from("/x/y")
+        );
         assert!(expand_path("${AELAB_NOT_SET_EVER}/y", None).is_err());
     }
 }

@@ -22,7 +22,12 @@ extern "C" {
     fn aelab_free_str(s: *mut c_char);
     fn aelab_module_new(name: *const c_char, err: *mut *mut c_char) -> *mut c_void;
     fn aelab_module_free(m: *mut c_void);
-    fn aelab_module_add_parameter(m: *mut c_void, name: *const c_char, t: *const C_tensor, err: *mut *mut c_char) -> c_int;
+    fn aelab_module_add_parameter(
+        m: *mut c_void,
+        name: *const c_char,
+        t: *const C_tensor,
+        err: *mut *mut c_char,
+    ) -> c_int;
     fn aelab_module_trace(
         m: *mut c_void,
         method: *const c_char,
@@ -87,7 +92,10 @@ impl ScriptBuilder {
 
     fn parameter(&self, name: &str, t: &Tensor) -> Result<()> {
         let mut err = std::ptr::null_mut();
-        if unsafe { aelab_module_add_parameter(self.ptr, cstr(name)?.as_ptr(), t.as_ptr(), &mut err) } != 0 {
+        if unsafe {
+            aelab_module_add_parameter(self.ptr, cstr(name)?.as_ptr(), t.as_ptr(), &mut err)
+        } != 0
+        {
             return Err(take_err(err).context(format!("registering parameter {name}")));
         }
         Ok(())
@@ -96,7 +104,16 @@ impl ScriptBuilder {
     fn method(&self, name: &str, example: &Tensor, f: Method) -> Result<()> {
         let mut err = std::ptr::null_mut();
         let ctx = &f as *const Method as *mut c_void;
-        let rc = unsafe { aelab_module_trace(self.ptr, cstr(name)?.as_ptr(), example.as_ptr(), trampoline, ctx, &mut err) };
+        let rc = unsafe {
+            aelab_module_trace(
+                self.ptr,
+                cstr(name)?.as_ptr(),
+                example.as_ptr(),
+                trampoline,
+                ctx,
+                &mut err,
+            )
+        };
         if rc != 0 {
             return Err(take_err(err).context(format!("tracing method {name}")));
         }
@@ -122,7 +139,11 @@ pub fn module_methods(path: &Path) -> Result<Vec<String>> {
     let out = unsafe { aelab_module_methods(p.as_ptr(), &mut err) };
     if out.is_null() {
         let e = take_err(err);
-        return Err(InputError::new(format!("{}: not a TorchScript module ({e})", path.display())).into());
+        return Err(InputError::new(format!(
+            "{}: not a TorchScript module ({e})",
+            path.display()
+        ))
+        .into());
     }
     let s = unsafe { CStr::from_ptr(out) }.to_string_lossy().to_string();
     unsafe { aelab_free_str(out) };
@@ -140,16 +161,34 @@ pub fn export_torchscript(model: &Model, example: &Tensor, dir: &Path) -> Result
     let forward = |x: &Tensor| model.reconstruct(x);
     let mut written = vec![];
     let files: [(&str, &str, Vec<(&str, Method, &Tensor)>); 3] = [
-        ("encoder.pt", "encoder", vec![("forward", &encode, &x), ("encode", &encode, &x)]),
-        ("decoder.pt", "decoder", vec![("forward", &decode, &z), ("decode", &decode, &z)]),
+        (
+            "encoder.pt",
+            "encoder",
+            vec![("forward", &encode, &x), ("encode", &encode, &x)],
+        ),
+        (
+            "decoder.pt",
+            "decoder",
+            vec![("forward", &decode, &z), ("decode", &decode, &z)],
+        ),
         (
             "autoencoder.pt",
             "",
-            vec![("forward", &forward, &x), ("encode", &encode, &x), ("decode", &decode, &z)],
+            vec![
+                ("forward", &forward, &x),
+                ("encode", &encode, &x),
+                ("decode", &decode, &z),
+            ],
         ),
     ];
     for (file, prefix, methods) in files {
-        let class = if prefix.is_empty() { "Autoencoder" } else if prefix == "encoder" { "Encoder" } else { "Decoder" };
+        let class = if prefix.is_empty() {
+            "Autoencoder"
+        } else if prefix == "encoder" {
+            "Encoder"
+        } else {
+            "Decoder"
+        };
         let b = ScriptBuilder::new(class)?;
         for (name, t) in &params {
             if name.starts_with(prefix) {
@@ -174,11 +213,20 @@ pub fn read_parameters(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.exists() {
         input_err!("model.init_from: {} does not exist", path.display());
     }
-    let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join("model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
     if path.is_dir() && !file.exists() {
-        input_err!("model.init_from: {} is a folder without model.safetensors (not a finished aelab run)", path.display());
+        input_err!(
+            "model.init_from: {} is a folder without model.safetensors (not a finished aelab run)",
+            path.display()
+        );
     }
-    let head = std::fs::read(&file).map(|b| b.into_iter().take(8).collect::<Vec<u8>>()).unwrap_or_default();
+    let head = std::fs::read(&file)
+        .map(|b| b.into_iter().take(8).collect::<Vec<u8>>())
+        .unwrap_or_default();
     let is_zip = head.starts_with(b"PK");
     if file.extension().is_some_and(|e| e == "safetensors") || !is_zip {
         return Tensor::read_safetensors(&file).map_err(|e| {
@@ -197,13 +245,16 @@ pub fn read_parameters(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// Copy parameters into the model, after checking every name and shape.
 pub fn load_parameters(model: &Model, from: &[(String, Tensor)], source: &str) -> Result<()> {
     let mine = model.named_parameters();
-    let theirs: std::collections::HashMap<&str, &Tensor> = from.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let theirs: std::collections::HashMap<&str, &Tensor> =
+        from.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut missing = vec![];
     let mut shaped = vec![];
     for (n, t) in &mine {
         match theirs.get(n.as_str()) {
             None => missing.push(n.clone()),
-            Some(o) if o.size() != t.size() => shaped.push(format!("{n} (model {:?}, file {:?})", t.size(), o.size())),
+            Some(o) if o.size() != t.size() => {
+                shaped.push(format!("{n} (model {:?}, file {:?})", t.size(), o.size()))
+            }
             _ => {}
         }
     }
@@ -213,7 +264,8 @@ pub fn load_parameters(model: &Model, from: &[(String, Tensor)], source: &str) -
         .filter(|n| !mine.iter().any(|(m, _)| m == n))
         .collect();
     if !(missing.is_empty() && shaped.is_empty() && unexpected.is_empty()) {
-        let mut msg = format!("model.init_from: the parameters of {source} do not match this model:");
+        let mut msg =
+            format!("model.init_from: the parameters of {source} do not match this model:");
         if !missing.is_empty() {
             msg += &format!("\n  missing: {}", missing.join(", "));
         }

@@ -4,8 +4,24 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // libtorch errors inside tch's infallible calls surface as panics: print them as
+    // one line, like every other error, never as a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown failure");
+        let first = msg.lines().next().unwrap_or(msg);
+        eprintln!("aelab: error: {first}");
+    }));
     let cli = aelab::cli::Cli::parse();
-    match aelab::commands::dispatch(cli) {
+    let result = match std::panic::catch_unwind(|| aelab::commands::dispatch(cli)) {
+        Ok(r) => r,
+        Err(_) => return ExitCode::from(1), // the hook has printed it
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(i) = e.downcast_ref::<aelab::error::Interrupted>() {

@@ -21,14 +21,27 @@ impl Row {
 }
 
 pub fn to_csv(rows: &[Row]) -> String {
-    let Some(first) = rows.first() else { return String::new() };
-    let mut s = first.cols.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",");
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let mut s = first
+        .cols
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     s.push('\n');
     for r in rows {
         let line: Vec<String> = r
             .cols
             .iter()
-            .map(|(k, v)| if k == "epoch" { format!("{v}") } else { format!("{v:e}") })
+            .map(|(k, v)| {
+                if k == "epoch" {
+                    format!("{v}")
+                } else {
+                    format!("{v:e}")
+                }
+            })
             .collect();
         s += &line.join(",");
         s.push('\n');
@@ -38,7 +51,9 @@ pub fn to_csv(rows: &[Row]) -> String {
 
 pub fn from_csv(text: &str) -> Result<Vec<Row>> {
     let mut lines = text.lines();
-    let Some(head) = lines.next() else { return Ok(vec![]) };
+    let Some(head) = lines.next() else {
+        return Ok(vec![]);
+    };
     let names: Vec<&str> = head.split(',').collect();
     let mut rows = vec![];
     for (i, line) in lines.enumerate() {
@@ -47,7 +62,10 @@ pub fn from_csv(text: &str) -> Result<Vec<Row>> {
         }
         let mut r = Row::new();
         for (k, v) in names.iter().zip(line.split(',')) {
-            let v: f64 = v.trim().parse().with_context(|| format!("metrics line {}: `{v}` is not a number", i + 2))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("metrics line {}: `{v}` is not a number", i + 2))?;
             r.push(k, v);
         }
         rows.push(r);
@@ -60,7 +78,8 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
 }
 
 pub fn read_csv(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     from_csv(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -75,13 +94,21 @@ pub fn epoch_line(r: &Row, epochs: i64) -> String {
         g("val_mse")
     );
     for (k, v) in &r.cols {
-        if let Some(t) = k.strip_prefix("val_").filter(|t| !["loss", "mse"].contains(t)) {
+        if let Some(t) = k
+            .strip_prefix("val_")
+            .filter(|t| !["loss", "mse"].contains(t))
+        {
             s += &format!("  {t} {v:.4}");
         }
     }
     if let Some(v) = r.get("noisy_mse") {
         s += &format!("  noisy-input mse {v:.5}");
     }
-    s += &format!("  lr {:.1e}  {:.1} s  {:.0} samples/s", g("lr"), g("seconds"), g("samples_per_s"));
+    s += &format!(
+        "  lr {:.1e}  {:.1} s  {:.0} samples/s",
+        g("lr"),
+        g("seconds"),
+        g("samples_per_s")
+    );
     s
 }

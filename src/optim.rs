@@ -18,7 +18,13 @@ impl Optimizer {
     pub fn new(cfg: &OptimizerConfig, params: Vec<(String, Tensor)>) -> Optimizer {
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Optimizer { cfg: cfg.clone(), params, m, v, step: 0 }
+        Optimizer {
+            cfg: cfg.clone(),
+            params,
+            m,
+            v,
+            step: 0,
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -33,7 +39,12 @@ impl Optimizer {
     /// Scale gradients so that their global L2 norm is at most `max`.
     pub fn clip_grad_norm(&mut self, max: f64) {
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(_, p)| p.grad())
+                .filter(|g| g.defined())
+                .collect();
             if grads.is_empty() {
                 return;
             }
@@ -78,7 +89,11 @@ impl Optimizer {
                         let _ = p.addcdiv_(&(&self.m[i] * (-lr / bias1)), &denom);
                     }
                     OptimizerKind::Sgd => {
-                        let g = if c.weight_decay > 0.0 { &g + &p * c.weight_decay } else { g };
+                        let g = if c.weight_decay > 0.0 {
+                            &g + &p * c.weight_decay
+                        } else {
+                            g
+                        };
                         let d = if c.momentum > 0.0 {
                             if self.step == 1 {
                                 self.m[i].copy_(&g);
@@ -107,9 +122,16 @@ impl Optimizer {
     }
 
     /// Restore from `state()`'s tensors.
-    pub fn restore(&mut self, get: &dyn Fn(&str) -> Option<Tensor>, step: i64) -> anyhow::Result<()> {
+    pub fn restore(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<Tensor>,
+        step: i64,
+    ) -> anyhow::Result<()> {
         for (i, (n, _)) in self.params.iter().enumerate() {
-            for (buf, key) in [(&mut self.m[i], format!("optim.m.{n}")), (&mut self.v[i], format!("optim.v.{n}"))] {
+            for (buf, key) in [
+                (&mut self.m[i], format!("optim.m.{n}")),
+                (&mut self.v[i], format!("optim.v.{n}")),
+            ] {
                 let t = get(&key).ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
                 tch::no_grad(|| buf.copy_(&t.to_device(buf.device())));
             }

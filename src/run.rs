@@ -48,7 +48,13 @@ fn prepare(exp: Experiment, base: Option<&Path>) -> Result<Prepared> {
         let params = crate::export::read_parameters(&p)?;
         crate::export::load_parameters(&model, &params, &p.display().to_string())?;
     }
-    Ok(Prepared { exp, data, model, device, device_note })
+    Ok(Prepared {
+        exp,
+        data,
+        model,
+        device,
+        device_note,
+    })
 }
 
 /// Make the paths in the experiment absolute, so the saved config.yaml works from
@@ -80,8 +86,12 @@ fn choose_dir(out: &Path, name: &str, force: bool) -> Result<(PathBuf, Option<St
         return Ok((first, None));
     }
     if force {
-        std::fs::remove_dir_all(&first).with_context(|| format!("--force: cannot remove {}", first.display()))?;
-        return Ok((first.clone(), Some(format!("--force: replaced {}", first.display()))));
+        std::fs::remove_dir_all(&first)
+            .with_context(|| format!("--force: cannot remove {}", first.display()))?;
+        return Ok((
+            first.clone(),
+            Some(format!("--force: replaced {}", first.display())),
+        ));
     }
     for i in 2.. {
         let p = out.join(format!("{name}-{i}"));
@@ -100,7 +110,10 @@ fn choose_dir(out: &Path, name: &str, force: bool) -> Result<(PathBuf, Option<St
 
 fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.join("plots")).map_err(|e| {
-        InputError::new(format!("cannot create the run directory {}: {e}; choose another with --out", dir.display()))
+        InputError::new(format!(
+            "cannot create the run directory {}: {e}; choose another with --out",
+            dir.display()
+        ))
     })?;
     Ok(())
 }
@@ -135,7 +148,11 @@ pub fn run(file: &Path, opts: &RunOptions) -> Result<PathBuf> {
 pub fn resume(dir: &Path, opts: &RunOptions) -> Result<PathBuf> {
     let cfg = dir.join("config.yaml");
     if !cfg.exists() {
-        return Err(InputError::new(format!("--resume: {} has no config.yaml; it is not an aelab run directory", dir.display())).into());
+        return Err(InputError::new(format!(
+            "--resume: {} has no config.yaml; it is not an aelab run directory",
+            dir.display()
+        ))
+        .into());
     }
     let exp = config::load(&cfg, &opts.overrides)?;
     if !checkpoint::path(dir).exists() {
@@ -154,10 +171,20 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<PathBuf> {
 }
 
 fn execute(p: Prepared, dir: &Path, state: TrainState, quiet: bool, resuming: bool) -> Result<()> {
-    let Prepared { exp, data, model, device, device_note } = p;
+    let Prepared {
+        exp,
+        data,
+        model,
+        device,
+        device_note,
+    } = p;
     let wall = Instant::now();
     let mut opt = Optimizer::new(&exp.train.optimizer, model.named_parameters());
-    let state = if resuming { checkpoint::load(dir, &model, &mut opt)? } else { state };
+    let state = if resuming {
+        checkpoint::load(dir, &model, &mut opt)?
+    } else {
+        state
+    };
     if !quiet {
         eprintln!(
             "aelab: {} | device {device_note} | {} | {} train / {} validation samples of shape {:?} | {:?} model, {} parameters, code size {}",
@@ -171,18 +198,35 @@ fn execute(p: Prepared, dir: &Path, state: TrainState, quiet: bool, resuming: bo
             model.latent
         );
         if resuming {
-            eprintln!("aelab: resuming {} at epoch {}, step {}", dir.display(), state.epoch + 1, state.step);
+            eprintln!(
+                "aelab: resuming {} at epoch {}, step {}",
+                dir.display(),
+                state.epoch + 1,
+                state.step
+            );
         }
     }
     let train_x = data.train_x.to_device(device);
     let val_x = data.val_x.to_device(device);
     let stop = stop_flag()?;
     let outcome = if exp.train.epochs > 0 {
-        Some(crate::train::train(&exp, &model, &mut opt, &train_x, &val_x, dir, state, &stop, quiet)?)
+        Some(crate::train::train(
+            &exp, &model, &mut opt, &train_x, &val_x, dir, state, &stop, quiet,
+        )?)
     } else {
         None
     };
-    finish(&exp, &model, &data, &val_x, dir, outcome, &device_note, wall.elapsed().as_secs_f64(), quiet)
+    finish(
+        &exp,
+        &model,
+        &data,
+        &val_x,
+        dir,
+        outcome,
+        &device_note,
+        wall.elapsed().as_secs_f64(),
+        quiet,
+    )
 }
 
 /// Write the weights, codes, summary, TorchScript and plots of a trained model.
@@ -199,7 +243,10 @@ fn finish(
     quiet: bool,
 ) -> Result<()> {
     let params = model.named_parameters();
-    write_atomic(&dir.join("model.safetensors"), &checkpoint::to_bytes(&params, None)?)?;
+    write_atomic(
+        &dir.join("model.safetensors"),
+        &checkpoint::to_bytes(&params, None)?,
+    )?;
     // validation codes, for re-plotting without the model
     let codes = tch::no_grad(|| {
         let n = val_x.size()[0];
@@ -207,7 +254,11 @@ fn finish(
         let mut s = 0;
         while s < n {
             let len = 4096.min(n - s);
-            parts.push(model.encode(&val_x.narrow(0, s, len)).to_device(Device::Cpu));
+            parts.push(
+                model
+                    .encode(&val_x.narrow(0, s, len))
+                    .to_device(Device::Cpu),
+            );
             s += len;
         }
         Tensor::cat(&parts, 0)
@@ -216,7 +267,9 @@ fn finish(
     if let Some(y) = &data.val_y {
         write_npy(&dir.join("labels.npy"), y)?;
     }
-    let keep = data.val_x.narrow(0, 0, KEEP_FOR_PLOTS.min(data.val_x.size()[0]));
+    let keep = data
+        .val_x
+        .narrow(0, 0, KEEP_FOR_PLOTS.min(data.val_x.size()[0]));
     write_npy(&dir.join("plots").join("inputs.npy"), &keep)?;
     if let Some(nz) = &exp.noise {
         tch::manual_seed(util::seed_for(exp.seed, -1, 0));
@@ -267,7 +320,10 @@ fn finish(
             Err(e) => warnings.push(format!("TorchScript export failed: {e:#}")),
         }
     }
-    write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    write_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     if exp.plots.enabled {
         warnings.extend(crate::plot::draw_all(dir));
     }
@@ -280,14 +336,21 @@ fn finish(
             ev.mse,
             model.latent,
             pca,
-            ev.noisy_mse.map(|n| format!(", noisy input {n:.6}")).unwrap_or_default()
+            ev.noisy_mse
+                .map(|n| format!(", noisy input {n:.6}"))
+                .unwrap_or_default()
         );
     }
     Ok(())
 }
 
 /// Export from a CPU copy of the model (TorchScript is traced on the CPU).
-fn export_run_model(exp: &Experiment, model: &Model, example: &Tensor, dir: &Path) -> Result<Vec<String>> {
+fn export_run_model(
+    exp: &Experiment,
+    model: &Model,
+    example: &Tensor,
+    dir: &Path,
+) -> Result<Vec<String>> {
     let example = example.narrow(0, 0, 2.min(example.size()[0]));
     let files = if model.vs.device() == Device::Cpu {
         crate::export::export_torchscript(model, &example, dir)?
@@ -296,7 +359,10 @@ fn export_run_model(exp: &Experiment, model: &Model, example: &Tensor, dir: &Pat
         crate::export::load_parameters(&cpu, &model.named_parameters(), "the trained model")?;
         crate::export::export_torchscript(&cpu, &example, dir)?
     };
-    Ok(files.iter().filter_map(|f| f.file_name().map(|n| n.to_string_lossy().to_string())).collect())
+    Ok(files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().to_string()))
+        .collect())
 }
 
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
@@ -308,14 +374,24 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
 pub fn load_run(dir: &Path) -> Result<(Experiment, Model)> {
     let cfg = dir.join("config.yaml");
     if !cfg.exists() {
-        return Err(InputError::new(format!("{} has no config.yaml; it is not an aelab run directory", dir.display())).into());
+        return Err(InputError::new(format!(
+            "{} has no config.yaml; it is not an aelab run directory",
+            dir.display()
+        ))
+        .into());
     }
     let exp = config::load(&cfg, &[])?;
     let weights = dir.join("model.safetensors");
-    let inputs = crate::data::read_array(&dir.join("plots").join("inputs.npy"))
-        .with_context(|| format!("{} lacks plots/inputs.npy (an unfinished run?)", dir.display()))?;
+    let inputs =
+        crate::data::read_array(&dir.join("plots").join("inputs.npy")).with_context(|| {
+            format!(
+                "{} lacks plots/inputs.npy (an unfinished run?)",
+                dir.display()
+            )
+        })?;
     let model = Model::build(&exp, &inputs.size()[1..], Device::Cpu, Some(dir))?;
-    let bytes = std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    let bytes =
+        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
     let (tensors, _) = checkpoint::from_bytes(&bytes)?;
     let list: Vec<(String, Tensor)> = tensors.into_iter().collect();
     crate::export::load_parameters(&model, &list, &weights.display().to_string())?;
@@ -326,6 +402,7 @@ pub fn load_run(dir: &Path) -> Result<(Experiment, Model)> {
 /// `aelab export RUN_DIR`: (re)write the run's TorchScript files.
 pub fn export(dir: &Path) -> Result<Vec<PathBuf>> {
     let (_, model) = load_run(dir)?;
-    let inputs = crate::data::read_array(&dir.join("plots").join("inputs.npy"))?.to_kind(Kind::Float);
+    let inputs =
+        crate::data::read_array(&dir.join("plots").join("inputs.npy"))?.to_kind(Kind::Float);
     crate::export::export_torchscript(&model, &inputs.narrow(0, 0, 2.min(inputs.size()[0])), dir)
 }

@@ -51,9 +51,15 @@ pub fn corrupt(x: &Tensor, noise: &NoiseConfig, output: Output) -> Tensor {
 pub fn loss(exp: &Experiment, model: &Model, f: &Forward, target: &Tensor) -> Loss {
     let b = target.size()[0] as f64;
     let per_sample = model.variational;
-    let red = if per_sample { Reduction::Sum } else { Reduction::Mean };
+    let red = if per_sample {
+        Reduction::Sum
+    } else {
+        Reduction::Mean
+    };
     let recon = match exp.loss.kind {
-        LossKind::Bce => f.logits.binary_cross_entropy_with_logits::<Tensor>(target, None, None, red),
+        LossKind::Bce => f
+            .logits
+            .binary_cross_entropy_with_logits::<Tensor>(target, None, None, red),
         LossKind::Mse => model.finish(&f.logits).mse_loss(target, red),
     };
     let recon = if per_sample { recon / b } else { recon };
@@ -124,8 +130,14 @@ pub fn evaluate(exp: &Experiment, model: &Model, x: &Tensor) -> Eval {
         Eval {
             loss: f64::try_from(loss).unwrap_or(f64::NAN) / n as f64,
             mse: f64::try_from(se).unwrap_or(f64::NAN) / elems,
-            terms: terms.into_iter().map(|(k, t)| (k, f64::try_from(t).unwrap_or(f64::NAN) / n as f64)).collect(),
-            noisy_mse: exp.noise.as_ref().map(|_| f64::try_from(noisy_se).unwrap_or(f64::NAN) / elems),
+            terms: terms
+                .into_iter()
+                .map(|(k, t)| (k, f64::try_from(t).unwrap_or(f64::NAN) / n as f64))
+                .collect(),
+            noisy_mse: exp
+                .noise
+                .as_ref()
+                .map(|_| f64::try_from(noisy_se).unwrap_or(f64::NAN) / elems),
         }
     })
 }
@@ -154,9 +166,11 @@ pub struct Outcome {
 
 fn progress(steps: u64, epoch: i64, epochs: i64) -> ProgressBar {
     let pb = ProgressBar::new(steps);
-    let style = ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} steps  {elapsed_precise} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style = ProgressStyle::with_template(
+        "epoch {msg} [{bar:30}] {pos}/{len} steps  {elapsed_precise} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
     pb.set_style(style);
     pb.set_message(format!("{}/{}", epoch + 1, epochs));
     pb
@@ -191,11 +205,18 @@ pub fn train(
         let t0 = Instant::now();
         tch::manual_seed(seed_for(exp.seed, epoch, -1));
         let perm = Tensor::randperm(n, (Kind::Int64, device));
-        let mut loss_sum = state.loss_sum.take().unwrap_or_else(|| Tensor::zeros([], (Kind::Float, device)));
+        let mut loss_sum = state
+            .loss_sum
+            .take()
+            .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, device)));
         // per-step losses stay on the device; read in chunks to find a non-finite one
         let step_losses = Tensor::zeros([steps], (Kind::Float, device));
         let mut checked = state.step;
-        let pb = if quiet { ProgressBar::hidden() } else { progress(steps as u64, epoch, t.epochs) };
+        let pb = if quiet {
+            ProgressBar::hidden()
+        } else {
+            progress(steps as u64, epoch, t.epochs)
+        };
         pb.set_position(state.step as u64);
         let mut step = state.step;
         while step < steps {
@@ -231,7 +252,11 @@ pub fn train(
                     let off = bad.iter().position(|v| !v.is_finite()).unwrap_or(0) as i64;
                     pb.finish_and_clear();
                     let kept = if state.epoch > 0 {
-                        format!("the checkpoint of epoch {} is kept in {}", state.epoch, run_dir.join("checkpoint").display())
+                        format!(
+                            "the checkpoint of epoch {} is kept in {}",
+                            state.epoch,
+                            run_dir.join("checkpoint").display()
+                        )
                     } else {
                         "no epoch had finished, so there is no checkpoint".to_string()
                     };
@@ -307,7 +332,9 @@ pub fn train(
                 state.best_val = Some(ev.loss);
                 state.best_epoch = Some(epoch + 1);
                 state.es_wait = 0;
-                best = Some(tch::no_grad(|| params.iter().map(|(_, p)| p.detach().copy()).collect()));
+                best = Some(tch::no_grad(|| {
+                    params.iter().map(|(_, p)| p.detach().copy()).collect()
+                }));
             } else {
                 state.es_wait += 1;
                 stop_now = state.es_wait >= es.patience;
@@ -316,7 +343,9 @@ pub fn train(
         state.epoch += 1;
         state.step = 0;
         state.opt_step = opt.step;
-        state.best_weights = best.as_ref().map(|b| b.iter().map(|t| t.shallow_clone()).collect());
+        state.best_weights = best
+            .as_ref()
+            .map(|b| b.iter().map(|t| t.shallow_clone()).collect());
         metrics::write_csv(&run_dir.join("metrics.csv"), &state.rows)?;
         checkpoint::save(run_dir, model, opt, &state)?;
         state.best_weights = None;
@@ -348,5 +377,10 @@ pub fn train(
             }
         });
     }
-    Ok(Outcome { rows: state.rows, best_epoch: state.best_epoch, stopped_early: state.stopped_early, train_seconds })
+    Ok(Outcome {
+        rows: state.rows,
+        best_epoch: state.best_epoch,
+        stopped_early: state.stopped_early,
+        train_seconds,
+    })
 }

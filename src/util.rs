@@ -8,7 +8,10 @@ use tch::Device;
 
 /// A temporary name beside `path` that keeps its extension (tch picks formats by it).
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
 }
 
@@ -33,7 +36,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_path(path);
     match write(&tmp).and_then(|_| {
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot rename into {}", path.display()))
     }) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -51,7 +55,10 @@ pub fn choose_device(spec: DeviceSpec) -> Result<(Device, String)> {
             if tch::Cuda::is_available() {
                 Ok((Device::Cuda(0), "cuda:0 (device: auto found CUDA)".into()))
             } else {
-                Ok((Device::Cpu, "cpu (device: auto found no CUDA device)".into()))
+                Ok((
+                    Device::Cpu,
+                    "cpu (device: auto found no CUDA device)".into(),
+                ))
             }
         }
         DeviceSpec::Cuda(n) => {

@@ -14,8 +14,14 @@ fn bad_run(yaml: &str, extra: &[&str]) -> String {
     args.extend(extra);
     let out = expect_code(&args, dir.path(), 2);
     let err = stderr(&out);
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
-    assert!(!dir.path().join("runs").exists(), "a config error left a run directory: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a config error left a run directory: {err}"
+    );
     err
 }
 
@@ -38,14 +44,29 @@ fn missing_empty_not_yaml_not_mapping() {
     let err = stderr(&expect_code(&["run", "nope.yaml"], dir.path(), 2));
     has(&err, &["nope.yaml", "cannot read"]);
     has(&bad_run("", &[]), &["e.yaml", "empty"]);
-    has(&bad_run("name: [unclosed\n", &[]), &["e.yaml", "not valid YAML", "line"]);
-    has(&bad_run("- a\n- b\n", &[]), &["e.yaml", "mapping", "a list"]);
+    has(
+        &bad_run("name: [unclosed\n", &[]),
+        &["e.yaml", "not valid YAML", "line"],
+    );
+    has(
+        &bad_run("- a\n- b\n", &[]),
+        &["e.yaml", "mapping", "a list"],
+    );
 }
 
 #[test]
 fn unknown_key_suggests_the_nearest() {
     let err = bad_run(&GOOD.replace("  hidden: [8]", "  hiden: [8]"), &[]);
-    has(&err, &["e.yaml", "model", "unknown field `hiden`", "did you mean `hidden`", "line 11"]);
+    has(
+        &err,
+        &[
+            "e.yaml",
+            "model",
+            "unknown field `hiden`",
+            "did you mean `hidden`",
+            "line 11",
+        ],
+    );
     let err = bad_run(&GOOD.replace("kind: mlp", "kind: mpl"), &[]);
     has(&err, &["unknown variant `mpl`", "did you mean `mlp`"]);
 }
@@ -64,7 +85,10 @@ fn non_positive_numbers_name_their_key() {
         ("batch_size: 32", "batch_size: 0", "train.batch_size"),
         ("latent: 3", "latent: 0", "model.latent"),
     ] {
-        has(&bad_run(&GOOD.replace(from, to), &[]), &["e.yaml", key, "at least 1"]);
+        has(
+            &bad_run(&GOOD.replace(from, to), &[]),
+            &["e.yaml", key, "at least 1"],
+        );
     }
     let err = bad_run(GOOD, &["--set", "train.optimizer.lr=-0.1"]);
     has(&err, &["train.optimizer.lr", "positive"]);
@@ -72,18 +96,27 @@ fn non_positive_numbers_name_their_key() {
 
 #[test]
 fn latent_must_compress() {
-    has(&bad_run(&GOOD.replace("latent: 3", "latent: 10"), &[]), &["model.latent", "not smaller than the input", "10"]);
+    has(
+        &bad_run(&GOOD.replace("latent: 3", "latent: 10"), &[]),
+        &["model.latent", "not smaller than the input", "10"],
+    );
 }
 
 #[test]
 fn conv_on_tabular_data() {
-    has(&bad_run(&GOOD.replace("kind: mlp", "kind: conv"), &[]), &["model.kind", "image data", "[10]"]);
+    has(
+        &bad_run(&GOOD.replace("kind: mlp", "kind: conv"), &[]),
+        &["model.kind", "image data", "[10]"],
+    );
 }
 
 #[test]
 fn data_path_that_does_not_exist() {
     let y = GOOD.replace("source: synthetic", "source: csv\n  path: missing.csv");
-    has(&bad_run(&y, &[]), &["data.path", "missing.csv", "does not exist"]);
+    has(
+        &bad_run(&y, &[]),
+        &["data.path", "missing.csv", "does not exist"],
+    );
 }
 
 fn idx_yaml(dir: &Path) -> String {
@@ -113,9 +146,15 @@ fn write_idx(dir: &Path, magic: [u8; 4], truncate: bool) {
 fn idx_wrong_magic_and_truncated() {
     let d = tmp();
     write_idx(&d.path().join("m"), [0, 0, 9, 3], false);
-    has(&bad_run(&idx_yaml(&d.path().join("m")), &[]), &["train-images-idx3-ubyte", "magic number", "00 00 09 03"]);
+    has(
+        &bad_run(&idx_yaml(&d.path().join("m")), &[]),
+        &["train-images-idx3-ubyte", "magic number", "00 00 09 03"],
+    );
     write_idx(&d.path().join("t"), [0, 0, 8, 3], true);
-    has(&bad_run(&idx_yaml(&d.path().join("t")), &[]), &["train-images-idx3-ubyte", "truncated", "16 bytes", "has 10"]);
+    has(
+        &bad_run(&idx_yaml(&d.path().join("t")), &[]),
+        &["train-images-idx3-ubyte", "truncated", "16 bytes", "has 10"],
+    );
 }
 
 fn csv_yaml(path: &Path) -> String {
@@ -130,15 +169,29 @@ fn csv_ragged_and_non_numeric() {
     let d = tmp();
     let p = d.path().join("r.csv");
     std::fs::write(&p, "a,b,c\n1,2,3\n4,5\n").unwrap();
-    has(&bad_run(&csv_yaml(&p), &[]), &["r.csv", "line 3", "ragged", "2 fields", "3"]);
+    has(
+        &bad_run(&csv_yaml(&p), &[]),
+        &["r.csv", "line 3", "ragged", "2 fields", "3"],
+    );
     std::fs::write(&p, "a,b,c\n1,2,3\n4,x5,6\n").unwrap();
-    has(&bad_run(&csv_yaml(&p), &[]), &["r.csv", "line 3", "column `b`", "`x5` is not a number"]);
+    has(
+        &bad_run(&csv_yaml(&p), &[]),
+        &["r.csv", "line 3", "column `b`", "`x5` is not a number"],
+    );
 }
 
 /// A minimal .npy writer (format version 1.0).
 fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
-    let dims = if shape.len() == 1 { format!("{dims},") } else { dims };
+    let dims = shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dims = if shape.len() == 1 {
+        format!("{dims},")
+    } else {
+        dims
+    };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -152,7 +205,9 @@ fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
 }
 
 fn npy_yaml(x: &Path, labels: Option<&Path>) -> String {
-    let l = labels.map(|l| format!(", labels: {}", l.display())).unwrap_or_default();
+    let l = labels
+        .map(|l| format!(", labels: {}", l.display()))
+        .unwrap_or_default();
     format!(
         "name: t\ndata: {{source: npy, path: {}{l}, validation: 0.25}}\nmodel: {{kind: mlp, latent: 1, output: linear}}\nloss: {{kind: mse}}\n",
         x.display()
@@ -164,13 +219,19 @@ fn npy_bad_dtype_rank_and_label_count() {
     let d = tmp();
     let x = d.path().join("x.npy");
     write_npy(&x, "<c8", &[4, 2], &[0u8; 64]);
-    has(&bad_run(&npy_yaml(&x, None), &[]), &["x.npy", "unsupported dtype `<c8`"]);
+    has(
+        &bad_run(&npy_yaml(&x, None), &[]),
+        &["x.npy", "unsupported dtype `<c8`"],
+    );
     write_npy(&x, "<f4", &[2, 2, 2, 2, 2], &[0u8; 128]);
     has(&bad_run(&npy_yaml(&x, None), &[]), &["x.npy", "rank 5"]);
     write_npy(&x, "<f4", &[8, 3], &[0u8; 96]);
     let y = d.path().join("y.npy");
     write_npy(&y, "<i8", &[5], &[0u8; 40]);
-    has(&bad_run(&npy_yaml(&x, Some(&y)), &[]), &["y.npy", "5 labels", "8 samples"]);
+    has(
+        &bad_run(&npy_yaml(&x, Some(&y)), &[]),
+        &["y.npy", "5 labels", "8 samples"],
+    );
 }
 
 #[test]
@@ -184,7 +245,10 @@ fn cuda_asked_for_where_there_is_none() {
         eprintln!("skipped: this machine has CUDA");
         return;
     }
-    has(&bad_run(&format!("device: cuda\n{GOOD}"), &[]), &["device: cuda", "CUDA is not available", "auto"]);
+    has(
+        &bad_run(&format!("device: cuda\n{GOOD}"), &[]),
+        &["device: cuda", "CUDA is not available", "auto"],
+    );
     // auto falls back to the CPU and says so
     let dir = tmp();
     std::fs::write(dir.path().join("e.yaml"), format!("device: auto\n{GOOD}")).unwrap();
@@ -194,28 +258,58 @@ fn cuda_asked_for_where_there_is_none() {
 
 #[test]
 fn init_from_missing_or_mismatched() {
-    let y = GOOD.replace("  output: linear", "  output: linear\n  init_from: nothing-here.pt");
-    has(&bad_run(&y, &[]), &["model.init_from", "nothing-here.pt", "does not exist"]);
+    let y = GOOD.replace(
+        "  output: linear",
+        "  output: linear\n  init_from: nothing-here.pt",
+    );
+    has(
+        &bad_run(&y, &[]),
+        &["model.init_from", "nothing-here.pt", "does not exist"],
+    );
     // a run with another architecture
     let dir = tmp();
-    std::fs::write(dir.path().join("a.yaml"), GOOD.replace("hidden: [8]", "hidden: [6]")).unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        GOOD.replace("hidden: [8]", "hidden: [6]"),
+    )
+    .unwrap();
     ok(&["run", "-q", "a.yaml", "--out", "prev"], dir.path());
     let y = GOOD.replace(
         "  output: linear",
-        &format!("  output: linear\n  init_from: {}", dir.path().join("prev/t/encoder.pt").display()),
+        &format!(
+            "  output: linear\n  init_from: {}",
+            dir.path().join("prev/t/encoder.pt").display()
+        ),
     );
     let err = bad_run(&y, &[]);
-    has(&err, &["do not match", "missing: decoder.0.bias", "mis-shaped: encoder.0.bias (model [8], file [6])"]);
+    has(
+        &err,
+        &[
+            "do not match",
+            "missing: decoder.0.bias",
+            "mis-shaped: encoder.0.bias (model [8], file [6])",
+        ],
+    );
     // a file that is not TorchScript
     std::fs::write(dir.path().join("junk.pt"), "PK not really a zip").unwrap();
-    let y = GOOD.replace("  output: linear", &format!("  output: linear\n  init_from: {}", dir.path().join("junk.pt").display()));
+    let y = GOOD.replace(
+        "  output: linear",
+        &format!(
+            "  output: linear\n  init_from: {}",
+            dir.path().join("junk.pt").display()
+        ),
+    );
     has(&bad_run(&y, &[]), &["junk.pt", "not a TorchScript module"]);
 }
 
 #[test]
 fn validate_reports_the_same_errors() {
     let dir = tmp();
-    std::fs::write(dir.path().join("e.yaml"), GOOD.replace("epochs: 2", "epochs: 0")).unwrap();
+    std::fs::write(
+        dir.path().join("e.yaml"),
+        GOOD.replace("epochs: 2", "epochs: 0"),
+    )
+    .unwrap();
     let err = stderr(&expect_code(&["validate", "e.yaml"], dir.path(), 2));
     has(&err, &["e.yaml", "train.epochs"]);
 }
@@ -227,11 +321,23 @@ fn existing_run_dir_is_never_overwritten() {
     ok(&["run", "-q", "e.yaml"], dir.path());
     let first = std::fs::read(dir.path().join("runs/t/model.safetensors")).unwrap();
     let out = ok(&["run", "-q", "e.yaml", "--set", "seed=2"], dir.path());
-    has(&stderr(&out), &["runs/t exists", "runs/t-2", "--resume", "--force"]);
-    assert_eq!(std::fs::read(dir.path().join("runs/t/model.safetensors")).unwrap(), first);
+    has(
+        &stderr(&out),
+        &["runs/t exists", "runs/t-2", "--resume", "--force"],
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("runs/t/model.safetensors")).unwrap(),
+        first
+    );
     assert!(dir.path().join("runs/t-2/model.safetensors").exists());
-    ok(&["run", "-q", "e.yaml", "--force", "--set", "seed=3"], dir.path());
-    assert_ne!(std::fs::read(dir.path().join("runs/t/model.safetensors")).unwrap(), first);
+    ok(
+        &["run", "-q", "e.yaml", "--force", "--set", "seed=3"],
+        dir.path(),
+    );
+    assert_ne!(
+        std::fs::read(dir.path().join("runs/t/model.safetensors")).unwrap(),
+        first
+    );
 }
 
 #[test]
@@ -239,16 +345,34 @@ fn unwritable_output_folder() {
     let dir = tmp();
     std::fs::write(dir.path().join("e.yaml"), GOOD).unwrap();
     std::fs::write(dir.path().join("afile"), "x").unwrap();
-    let err = stderr(&expect_code(&["run", "e.yaml", "--out", "afile/runs"], dir.path(), 2));
-    has(&err, &["cannot create the run directory", "afile/runs/t", "--out"]);
+    let err = stderr(&expect_code(
+        &["run", "e.yaml", "--out", "afile/runs"],
+        dir.path(),
+        2,
+    ));
+    has(
+        &err,
+        &["cannot create the run directory", "afile/runs/t", "--out"],
+    );
 }
 
 #[test]
 fn divergence_names_epoch_and_step() {
     let dir = tmp();
-    let y = GOOD.replace("epochs: 2", "epochs: 3\n  optimizer: {kind: sgd, lr: 1.0e+6, momentum: 0.9}");
+    let y = GOOD.replace(
+        "epochs: 2",
+        "epochs: 3\n  optimizer: {kind: sgd, lr: 1.0e+6, momentum: 0.9}",
+    );
     std::fs::write(dir.path().join("e.yaml"), y).unwrap();
     let err = stderr(&expect_code(&["run", "e.yaml"], dir.path(), 1));
-    has(&err, &["training diverged", "epoch 1, step", "learning rate", "train.optimizer.lr"]);
+    has(
+        &err,
+        &[
+            "training diverged",
+            "epoch 1, step",
+            "learning rate",
+            "train.optimizer.lr",
+        ],
+    );
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -20,17 +20,30 @@ fn validate_accepts_every_experiment() {
     let names = experiments();
     assert!(names.len() >= 7, "{names:?}");
     for name in names {
-        let out = ok(&["validate", experiment(&name).to_str().unwrap()], dir.path());
+        let out = ok(
+            &["validate", experiment(&name).to_str().unwrap()],
+            dir.path(),
+        );
         let resolved = String::from_utf8_lossy(&out.stdout);
         // the resolved file has every default filled in
-        assert!(resolved.contains("batch_size:") && resolved.contains("optimizer:"), "{name}: {resolved}");
+        assert!(
+            resolved.contains("batch_size:") && resolved.contains("optimizer:"),
+            "{name}: {resolved}"
+        );
     }
 }
 
 #[test]
 fn linear_10_4_10_reaches_tiny_mse() {
     let dir = tmp();
-    ok(&["run", "--quiet", experiment("linear-10-4-10.yaml").to_str().unwrap()], dir.path());
+    ok(
+        &[
+            "run",
+            "--quiet",
+            experiment("linear-10-4-10.yaml").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     let run = dir.path().join("runs/linear-10-4-10");
     let s = summary(&run);
     let mse = s["final_val_mse"].as_f64().unwrap();
@@ -47,7 +60,8 @@ fn quick_run(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let mut args = vec!["run", "--quiet", file.to_str().unwrap()];
     args.extend(QUICK);
     ok(&args, dir.path());
-    let stem = serde_yaml::from_str::<serde_yaml::Value>(&std::fs::read_to_string(&file).unwrap()).unwrap()["name"]
+    let stem = serde_yaml::from_str::<serde_yaml::Value>(&std::fs::read_to_string(&file).unwrap())
+        .unwrap()["name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -66,7 +80,14 @@ fn loss_falls(name: &str) {
     assert_eq!(train.len(), 3);
     assert!(train[2] < train[0], "{name}: train loss {train:?}");
     assert!(val[2] < val[0], "{name}: val loss {val:?}");
-    for f in ["config.yaml", "metrics.csv", "summary.json", "model.safetensors", "latents.npy", "labels.npy"] {
+    for f in [
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "model.safetensors",
+        "latents.npy",
+        "labels.npy",
+    ] {
         assert!(run.join(f).exists(), "{name}: no {f}");
     }
 }
@@ -125,7 +146,14 @@ fn transposed_conv_and_sparsity_train() {
     let file = experiment("fashion-conv.yaml");
     let mut args = vec!["run", "--quiet", file.to_str().unwrap()];
     args.extend(QUICK);
-    args.extend(["--set", "model.upsample=transposed", "--set", "model.latent=16", "--set", "loss.sparsity=0.01"]);
+    args.extend([
+        "--set",
+        "model.upsample=transposed",
+        "--set",
+        "model.latent=16",
+        "--set",
+        "loss.sparsity=0.01",
+    ]);
     ok(&args, dir.path());
     let run = dir.path().join("runs/fashion-conv");
     let train = column(&run, "train_loss");
@@ -141,7 +169,16 @@ fn csv_and_npy_sources_with_labels() {
     let mut csv = String::from("a,b,c,d,e,f,label\n");
     for i in 0..300 {
         let t = i as f64 / 300.0;
-        csv += &format!("{},{},{},{},{},{},{}\n", t, 1.0 - t, t * t, 2.0 * t, (3.0 * t).sin(), 0.5, i % 3);
+        csv += &format!(
+            "{},{},{},{},{},{},{}\n",
+            t,
+            1.0 - t,
+            t * t,
+            2.0 * t,
+            (3.0 * t).sin(),
+            0.5,
+            i % 3
+        );
     }
     std::fs::write(dir.path().join("t.csv"), csv).unwrap();
     let yaml = "name: tab\ndata: {source: csv, path: t.csv, label_column: label, scale: standardize, validation: 0.2}\n\
@@ -152,7 +189,10 @@ fn csv_and_npy_sources_with_labels() {
     let v = column(&run, "val_loss");
     assert!(v[29] < v[0] * 0.5, "{v:?}");
     assert!(run.join("labels.npy").exists());
-    assert!(run.join("plots/reconstructions.png").exists(), "tabular data gets the per-feature error chart");
+    assert!(
+        run.join("plots/reconstructions.png").exists(),
+        "tabular data gets the per-feature error chart"
+    );
 }
 
 #[test]
@@ -160,8 +200,30 @@ fn set_override_and_seed_repeat_bit_for_bit() {
     let dir = tmp();
     let f = experiment("linear-10-4-10.yaml");
     let f = f.to_str().unwrap();
-    ok(&["run", "--quiet", f, "--set", "train.epochs=3", "--set", "name=a"], dir.path());
-    ok(&["run", "--quiet", f, "--set", "train.epochs=3", "--set", "name=b"], dir.path());
+    ok(
+        &[
+            "run",
+            "--quiet",
+            f,
+            "--set",
+            "train.epochs=3",
+            "--set",
+            "name=a",
+        ],
+        dir.path(),
+    );
+    ok(
+        &[
+            "run",
+            "--quiet",
+            f,
+            "--set",
+            "train.epochs=3",
+            "--set",
+            "name=b",
+        ],
+        dir.path(),
+    );
     let a = column(&dir.path().join("runs/a"), "val_loss");
     let b = column(&dir.path().join("runs/b"), "val_loss");
     assert_eq!(a.len(), 3);

@@ -6,7 +6,9 @@ use std::path::Path;
 
 /// (width, height, distinct grey levels) of a PNG.
 fn png_info(path: &Path) -> (u32, u32, usize) {
-    let dec = png::Decoder::new(std::fs::File::open(path).unwrap_or_else(|_| panic!("no {}", path.display())));
+    let dec = png::Decoder::new(
+        std::fs::File::open(path).unwrap_or_else(|_| panic!("no {}", path.display())),
+    );
     let mut reader = dec.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
@@ -52,7 +54,10 @@ fn mlp_pictures() {
     check(&run, "reconstructions", None);
     // labels are Fashion-MNIST's class names: the legend is drawn from them
     let svg = std::fs::read_to_string(run.join("plots/latent.svg")).unwrap();
-    assert!(svg.contains("Ankle boot") && svg.contains("T-shirt/top"), "legend lacks class names");
+    assert!(
+        svg.contains("Ankle boot") && svg.contains("T-shirt/top"),
+        "legend lacks class names"
+    );
     assert!(svg.contains("PC 1 (") && svg.contains("% of variance"));
 }
 
@@ -64,7 +69,9 @@ fn conv_pictures_with_tsne() {
     let (_d, run) = quick("fashion-conv", &["--set", "plots.latent.method=tsne"]);
     check(&run, "latent", Some((1000, 760)));
     check(&run, "reconstructions", None);
-    assert!(std::fs::read_to_string(run.join("plots/latent.svg")).unwrap().contains("t-SNE"));
+    assert!(std::fs::read_to_string(run.join("plots/latent.svg"))
+        .unwrap()
+        .contains("t-SNE"));
 }
 
 #[test]
@@ -72,7 +79,10 @@ fn denoising_pictures_show_three_rows() {
     if !have_fashion() {
         return;
     }
-    let (_d, run) = quick("fashion-denoise-conv", &["--set", "plots.reconstructions=6"]);
+    let (_d, run) = quick(
+        "fashion-denoise-conv",
+        &["--set", "plots.reconstructions=6"],
+    );
     check(&run, "reconstructions", None);
     let svg = std::fs::read_to_string(run.join("plots/reconstructions.svg")).unwrap();
     assert!(svg.contains("noisy input") && svg.contains("clean target"));
@@ -84,7 +94,14 @@ fn vae_pictures_and_redraw_elsewhere() {
         return;
     }
     let (d, run) = quick("fashion-vae", &["--set", "model.latent=2"]);
-    for p in ["loss", "latent", "reconstructions", "samples", "interpolation", "manifold"] {
+    for p in [
+        "loss",
+        "latent",
+        "reconstructions",
+        "samples",
+        "interpolation",
+        "manifold",
+    ] {
         check(&run, p, None);
     }
     // the loss picture has the VAE's own terms
@@ -104,7 +121,14 @@ fn vae_pictures_and_redraw_elsewhere() {
     std::fs::remove_dir_all(&run).unwrap();
     let out = ok(&["plot", copy.to_str().unwrap()], d.path());
     assert!(stderr(&out).is_empty(), "warnings: {}", stderr(&out));
-    for p in ["loss", "latent", "reconstructions", "samples", "interpolation", "manifold"] {
+    for p in [
+        "loss",
+        "latent",
+        "reconstructions",
+        "samples",
+        "interpolation",
+        "manifold",
+    ] {
         check(&copy, p, None);
     }
 }
@@ -127,9 +151,32 @@ fn compare_runs_on_one_chart() {
     let d = tmp();
     let f = experiment("linear-10-4-10.yaml");
     for (name, lr) in [("slow", "0.001"), ("fast", "0.01")] {
-        ok(&["run", "-q", f.to_str().unwrap(), "--set", &format!("name={name}"), "--set", &format!("train.optimizer.lr={lr}"), "--set", "train.epochs=10"], d.path());
+        ok(
+            &[
+                "run",
+                "-q",
+                f.to_str().unwrap(),
+                "--set",
+                &format!("name={name}"),
+                "--set",
+                &format!("train.optimizer.lr={lr}"),
+                "--set",
+                "train.epochs=10",
+            ],
+            d.path(),
+        );
     }
-    ok(&["plot", "--compare", "runs/slow", "runs/fast", "--out", "cmp"], d.path());
+    ok(
+        &[
+            "plot",
+            "--compare",
+            "runs/slow",
+            "runs/fast",
+            "--out",
+            "cmp",
+        ],
+        d.path(),
+    );
     let (w, h, colours) = png_info(&d.path().join("cmp/compare.png"));
     assert_eq!((w, h), (900, 600));
     assert!(colours > 20);
@@ -141,10 +188,17 @@ fn compare_runs_on_one_chart() {
 fn a_failing_plot_is_a_warning_not_a_failed_run() {
     let d = tmp();
     let f = experiment("linear-10-4-10.yaml");
-    ok(&["run", "-q", f.to_str().unwrap(), "--set", "train.epochs=2"], d.path());
+    ok(
+        &["run", "-q", f.to_str().unwrap(), "--set", "train.epochs=2"],
+        d.path(),
+    );
     let run = d.path().join("runs/linear-10-4-10");
     std::fs::write(run.join("latents.npy"), "garbage").unwrap();
     let out = ok(&["plot", run.to_str().unwrap()], d.path());
-    assert!(stderr(&out).contains("plot `latent` was not drawn"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plot `latent` was not drawn"),
+        "{}",
+        stderr(&out)
+    );
     assert!(run.join("plots/loss.png").exists());
 }

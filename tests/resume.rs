@@ -12,18 +12,31 @@ model: {kind: vae, hidden: [48], latent: 5, output: linear}\nloss: {kind: mse, b
 train: {epochs: 6, batch_size: 16, schedule: plateau, plateau_patience: 1, early_stopping: {patience: 10}}\nplots: {enabled: false}\nexport: {torchscript: false}\n";
 
 fn start(dir: &Path, args: &[&str]) -> Child {
-    aelab().args(args).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    aelab()
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn signal(child: &Child, sig: &str) {
-    Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
 }
 
 /// metrics.csv without the timing columns, which differ between runs by nature.
 fn figures(run: &Path) -> Vec<Vec<f64>> {
     let (h, rows) = metrics(run);
-    let keep: Vec<usize> = (0..h.len()).filter(|&i| h[i] != "seconds" && h[i] != "samples_per_s").collect();
-    rows.iter().map(|r| keep.iter().map(|&i| r[i]).collect()).collect()
+    let keep: Vec<usize> = (0..h.len())
+        .filter(|&i| h[i] != "seconds" && h[i] != "samples_per_s")
+        .collect();
+    rows.iter()
+        .map(|r| keep.iter().map(|&i| r[i]).collect())
+        .collect()
 }
 
 fn weights(run: &Path) -> Vec<u8> {
@@ -56,10 +69,16 @@ fn sigint_then_resume_equals_an_uninterrupted_run() {
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted at epoch") && err.contains("aelab run --resume"), "{err}");
+    assert!(
+        err.contains("interrupted at epoch") && err.contains("aelab run --resume"),
+        "{err}"
+    );
     let run = d.join("runs/long");
     assert!(run.join("checkpoint/state.safetensors").exists());
-    assert!(!run.join("model.safetensors").exists(), "an interrupted run is not finished");
+    assert!(
+        !run.join("model.safetensors").exists(),
+        "an interrupted run is not finished"
+    );
     let out = ok(&["run", "--resume", run.to_str().unwrap()], d);
     assert!(stderr(&out).contains("resuming"), "{}", stderr(&out));
     assert_eq!(figures(&run), figures(&reference));
@@ -96,7 +115,10 @@ fn sigkill_at_random_moments_loses_nothing() {
         // every file under its final name is whole
         if run.join("metrics.csv").exists() {
             let rows = figures(&run);
-            assert!(rows.iter().all(|r| r.len() == rows[0].len()), "round {round}: torn metrics.csv");
+            assert!(
+                rows.iter().all(|r| r.len() == rows[0].len()),
+                "round {round}: torn metrics.csv"
+            );
         }
         if run.join("config.yaml").exists() {
             ok(&["validate", run.join("config.yaml").to_str().unwrap()], d);
@@ -117,7 +139,10 @@ fn resume_without_checkpoint_says_what_to_do() {
     std::fs::create_dir_all(dir.path().join("r")).unwrap();
     std::fs::write(dir.path().join("r/config.yaml"), LONG).unwrap();
     let err = stderr(&expect_code(&["run", "--resume", "r"], dir.path(), 2));
-    assert!(err.contains("no checkpoint") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("no checkpoint") && err.contains("--force"),
+        "{err}"
+    );
     let err = stderr(&expect_code(&["run", "--resume", "nowhere"], dir.path(), 2));
     assert!(err.contains("not an aelab run directory"), "{err}");
 }

@@ -11,7 +11,8 @@ fn quick(dir: &Path, yaml: &str, name: &str) -> std::path::PathBuf {
     std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
     let f = format!("{name}.yaml");
     ok(&["run", "-q", &f], dir);
-    dir.join("runs").join(yaml.lines().next().unwrap().trim_start_matches("name: "))
+    dir.join("runs")
+        .join(yaml.lines().next().unwrap().trim_start_matches("name: "))
 }
 
 /// aelab's own outputs for the run's kept inputs, then PyTorch's, compared.
@@ -71,7 +72,11 @@ fn conv_exports_match_pytorch() {
         return;
     }
     let d = tmp();
-    for (name, extra) in [("c", ""), ("ct", ", upsample: transposed, latent: 10"), ("cv", ", latent: 4")] {
+    for (name, extra) in [
+        ("c", ""),
+        ("ct", ", upsample: transposed, latent: 10"),
+        ("cv", ", latent: 4"),
+    ] {
         let kind = if name == "cv" { "conv_vae" } else { "conv" };
         let y = format!(
             "name: {name}\ndata: {{source: idx, limit: 200}}\nmodel: {{kind: {kind}, channels: [4, 3]{extra}}}\ntrain: {{epochs: 1}}\nplots: {{enabled: false}}\n"
@@ -102,7 +107,18 @@ print("ok")
         "{TAB}model: {{kind: mlp, hidden: [7], latent: 3, activation: tanh, output: linear, init_from: from_torch.pt}}\nloss: {{kind: mse}}\ntrain: {{epochs: 0}}\n"
     );
     let run = quick(d.path(), &y, "i");
-    ok(&["reconstruct", "-m", run.to_str().unwrap(), "-i", "x.npy", "-o", "aelab_rec.npy"], d.path());
+    ok(
+        &[
+            "reconstruct",
+            "-m",
+            run.to_str().unwrap(),
+            "-i",
+            "x.npy",
+            "-o",
+            "aelab_rec.npy",
+        ],
+        d.path(),
+    );
     let out = py(
         "import numpy as np; print(np.abs(np.load('aelab_rec.npy') - np.load('torch_rec.npy')).max())",
         d.path(),
@@ -111,7 +127,10 @@ print("ok")
     let err: f64 = out.trim().parse().unwrap();
     assert!(err < 1e-5, "aelab and PyTorch differ by {err}");
     // and an aelab export initialises another run the same way
-    let y2 = y.replace("name: t", "name: t2").replace("from_torch.pt", &run.join("autoencoder.pt").display().to_string());
+    let y2 = y.replace("name: t", "name: t2").replace(
+        "from_torch.pt",
+        &run.join("autoencoder.pt").display().to_string(),
+    );
     let run2 = quick(d.path(), &y2, "i2");
     let a = std::fs::read(run.join("model.safetensors")).unwrap();
     let b = std::fs::read(run2.join("model.safetensors")).unwrap();
@@ -161,27 +180,61 @@ fn encode_decode_round_trip_through_files() {
     // a csv of new data, through files both ways, and through the .pt module too
     let mut csv = String::new();
     for i in 0..5 {
-        csv += &(0..12).map(|j| format!("{}", ((i * 12 + j) as f64 * 0.37).sin())).collect::<Vec<_>>().join(",");
+        csv += &(0..12)
+            .map(|j| format!("{}", ((i * 12 + j) as f64 * 0.37).sin()))
+            .collect::<Vec<_>>()
+            .join(",");
         csv.push('\n');
     }
     std::fs::write(d.path().join("new.csv"), csv).unwrap();
-    ok(&["encode", "-m", r, "-i", "new.csv", "-o", "z.csv"], d.path());
-    ok(&["decode", "-m", r, "-i", "z.csv", "-o", "back.npy"], d.path());
-    ok(&["reconstruct", "-m", r, "-i", "new.csv", "-o", "direct.npy"], d.path());
+    ok(
+        &["encode", "-m", r, "-i", "new.csv", "-o", "z.csv"],
+        d.path(),
+    );
+    ok(
+        &["decode", "-m", r, "-i", "z.csv", "-o", "back.npy"],
+        d.path(),
+    );
+    ok(
+        &["reconstruct", "-m", r, "-i", "new.csv", "-o", "direct.npy"],
+        d.path(),
+    );
     let pt = run.join("autoencoder.pt");
-    ok(&["encode", "-m", pt.to_str().unwrap(), "-i", "new.csv", "-o", "z_pt.npy"], d.path());
+    ok(
+        &[
+            "encode",
+            "-m",
+            pt.to_str().unwrap(),
+            "-i",
+            "new.csv",
+            "-o",
+            "z_pt.npy",
+        ],
+        d.path(),
+    );
     let read = |f: &str| -> Vec<f32> {
         let b = std::fs::read(d.path().join(f)).unwrap();
         let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-        b[10 + hl..].chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        b[10 + hl..]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
     };
     let (a, b) = (read("back.npy"), read("direct.npy"));
     assert_eq!(a.len(), 60);
     // the codes went through text with Rust's shortest round-trip float formatting
-    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     assert!(worst < 1e-6, "{worst}");
     let z_text = std::fs::read_to_string(d.path().join("z.csv")).unwrap();
-    let z_csv: Vec<f32> = z_text.split([',', '\n']).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let z_csv: Vec<f32> = z_text
+        .split([',', '\n'])
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
     assert_eq!(z_csv, read("z_pt.npy"));
 }
 
@@ -193,10 +246,32 @@ fn modules_without_the_method_or_not_torchscript() {
     std::fs::write(d.path().join("x.csv"), "1,2,3,4,5,6,7,8,9,10,11,12\n").unwrap();
     // decoder.pt has forward and decode, but no encode
     let dec = run.join("decoder.pt");
-    let err = stderr(&expect_code(&["encode", "-m", dec.to_str().unwrap(), "-i", "x.csv", "-o", "z.npy"], d.path(), 2));
-    assert!(err.contains("has no `encode` method") && err.contains("decode"), "{err}");
+    let err = stderr(&expect_code(
+        &[
+            "encode",
+            "-m",
+            dec.to_str().unwrap(),
+            "-i",
+            "x.csv",
+            "-o",
+            "z.npy",
+        ],
+        d.path(),
+        2,
+    ));
+    assert!(
+        err.contains("has no `encode` method") && err.contains("decode"),
+        "{err}"
+    );
     std::fs::write(d.path().join("junk.pt"), "hello").unwrap();
-    let err = stderr(&expect_code(&["encode", "-m", "junk.pt", "-i", "x.csv", "-o", "z.npy"], d.path(), 2));
-    assert!(err.contains("junk.pt") && err.contains("not a TorchScript module"), "{err}");
+    let err = stderr(&expect_code(
+        &["encode", "-m", "junk.pt", "-i", "x.csv", "-o", "z.npy"],
+        d.path(),
+        2,
+    ));
+    assert!(
+        err.contains("junk.pt") && err.contains("not a TorchScript module"),
+        "{err}"
+    );
     assert!(!d.path().join("z.npy").exists());
 }

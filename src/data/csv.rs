@@ -4,7 +4,11 @@ use anyhow::Result;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
-pub fn load(path: &Path, header: bool, label_column: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
+pub fn load(
+    path: &Path,
+    header: bool,
+    label_column: Option<&str>,
+) -> Result<(Tensor, Option<Tensor>)> {
     let shown = path.display().to_string();
     let mut rdr = ::csv::ReaderBuilder::new()
         .has_headers(header)
@@ -52,18 +56,25 @@ pub fn load(path: &Path, header: bool, label_column: Option<&str>) -> Result<(Te
         }
         let w = *width.get_or_insert(rec.len());
         if rec.len() != w {
-            input_err!("{shown}: line {line}: ragged row: {} fields where earlier rows have {w}", rec.len());
+            input_err!(
+                "{shown}: line {line}: ragged row: {} fields where earlier rows have {w}",
+                rec.len()
+            );
         }
         if let Some(li) = label_idx {
             if li >= w {
-                input_err!("data.label_column: column {li} does not exist; {shown} has {w} columns");
+                input_err!(
+                    "data.label_column: column {li} does not exist; {shown} has {w} columns"
+                );
             }
         }
         for (c, cell) in rec.iter().enumerate() {
             let col = names.get(c).cloned().unwrap_or_else(|| format!("{}", c));
             if Some(c) == label_idx {
                 let v: f64 = cell.parse().map_err(|_| {
-                    InputError::new(format!("{shown}: line {line}, column `{col}`: label `{cell}` is not a number"))
+                    InputError::new(format!(
+                        "{shown}: line {line}, column `{col}`: label `{cell}` is not a number"
+                    ))
                 })?;
                 if v.fract() != 0.0 || v < 0.0 {
                     input_err!("{shown}: line {line}, column `{col}`: label `{cell}` is not a non-negative integer");
@@ -71,7 +82,9 @@ pub fn load(path: &Path, header: bool, label_column: Option<&str>) -> Result<(Te
                 labels.push(v as i64);
             } else {
                 let v: f32 = cell.parse().map_err(|_| {
-                    InputError::new(format!("{shown}: line {line}, column `{col}`: `{cell}` is not a number"))
+                    InputError::new(format!(
+                        "{shown}: line {line}, column `{col}`: `{cell}` is not a number"
+                    ))
                 })?;
                 values.push(v);
             }
@@ -83,7 +96,9 @@ pub fn load(path: &Path, header: bool, label_column: Option<&str>) -> Result<(Te
         input_err!("{shown}: no numeric data rows");
     }
     let n = (values.len() / features) as i64;
-    let x = Tensor::from_slice(&values).reshape([n, features as i64]).to_kind(Kind::Float);
+    let x = Tensor::from_slice(&values)
+        .reshape([n, features as i64])
+        .to_kind(Kind::Float);
     let y = label_idx.map(|_| Tensor::from_slice(&labels));
     Ok((x, y))
 }

@@ -12,17 +12,25 @@ use tch::{Kind, Tensor};
 /// Read one idx file into a uint8 tensor of its stored shape.
 pub fn read_idx(path: &Path) -> Result<Tensor> {
     let shown = path.display();
-    let raw = std::fs::read(path).map_err(|e| InputError::new(format!("{shown}: cannot read: {e}")))?;
+    let raw =
+        std::fs::read(path).map_err(|e| InputError::new(format!("{shown}: cannot read: {e}")))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| InputError::new(format!("{shown}: gzip data is damaged or truncated: {e}")))?;
+            .map_err(|e| {
+                InputError::new(format!("{shown}: gzip data is damaged or truncated: {e}"))
+            })?;
         out
     } else {
         raw
     };
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || !(1..=4).contains(&bytes[3]) {
+    if bytes.len() < 4
+        || bytes[0] != 0
+        || bytes[1] != 0
+        || bytes[2] != 0x08
+        || !(1..=4).contains(&bytes[3])
+    {
         let magic: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
         return Err(InputError::new(format!(
             "{shown}: not an idx file of unsigned bytes: magic number is {} (expected 00 00 08 01..04)",
@@ -76,7 +84,12 @@ fn images_and_labels(dir: &Path, prefix: &str) -> Result<(Tensor, Tensor)> {
     let images = read_idx(&ip)?;
     let labels = read_idx(&lp)?;
     if images.dim() != 3 {
-        return Err(InputError::new(format!("{}: expected images of shape [N, H, W], got {:?}", ip.display(), images.size())).into());
+        return Err(InputError::new(format!(
+            "{}: expected images of shape [N, H, W], got {:?}",
+            ip.display(),
+            images.size()
+        ))
+        .into());
     }
     super::check_labels(images.size()[0], &labels, &lp.display().to_string())?;
     // [N, H, W] u8 → [N, 1, H, W] f32 in [0, 1]
@@ -86,7 +99,11 @@ fn images_and_labels(dir: &Path, prefix: &str) -> Result<(Tensor, Tensor)> {
 
 pub fn load(dir: &Path, validation: Validation, seed: u64) -> Result<Dataset> {
     if !dir.is_dir() {
-        return Err(InputError::new(format!("data.path: {} is not a folder of idx files", dir.display())).into());
+        return Err(InputError::new(format!(
+            "data.path: {} is not a folder of idx files",
+            dir.display()
+        ))
+        .into());
     }
     let (x, y) = images_and_labels(dir, "train")?;
     let description = format!("idx {}", dir.display());

@@ -56,15 +56,30 @@ pub fn load(exp: &Experiment, base: Option<&Path>) -> Result<Dataset> {
             } else {
                 ""
             };
-            return Err(InputError::new(format!("data.path: {} does not exist{hint}", p.display())).into());
+            return Err(InputError::new(format!(
+                "data.path: {} does not exist{hint}",
+                p.display()
+            ))
+            .into());
         }
     }
     let mut ds = match d.source {
-        Source::Idx => idx::load(path.as_deref().unwrap_or(Path::new(".")), validation, exp.seed)?,
+        Source::Idx => idx::load(
+            path.as_deref().unwrap_or(Path::new(".")),
+            validation,
+            exp.seed,
+        )?,
         Source::Csv => {
             let p = path.as_deref().unwrap_or(Path::new("."));
             let (x, y) = csv::load(p, d.header, d.label_column.as_deref())?;
-            split(x, y, vec![], validation, exp.seed, format!("csv {}", p.display()))?
+            split(
+                x,
+                y,
+                vec![],
+                validation,
+                exp.seed,
+                format!("csv {}", p.display()),
+            )?
         }
         Source::Npy => {
             let p = path.as_deref().unwrap_or(Path::new("."));
@@ -73,11 +88,22 @@ pub fn load(exp: &Experiment, base: Option<&Path>) -> Result<Dataset> {
                 None => None,
             };
             let (x, y, shape) = npy::load(p, labels.as_deref())?;
-            split(x, y, shape, validation, exp.seed, format!("npy {}", p.display()))?
+            split(
+                x,
+                y,
+                shape,
+                validation,
+                exp.seed,
+                format!("npy {}", p.display()),
+            )?
         }
         Source::Synthetic => {
             let x = synthetic::generate(d, exp.seed);
-            let v = if validation == Validation::Test { Validation::Fraction(0.2) } else { validation };
+            let v = if validation == Validation::Test {
+                Validation::Fraction(0.2)
+            } else {
+                validation
+            };
             let desc = format!(
                 "synthetic: {} points in {} dimensions on a {}-d {:?} manifold, noise {}",
                 d.samples, d.features, d.intrinsic, d.manifold, d.noise
@@ -97,7 +123,9 @@ pub fn load(exp: &Experiment, base: Option<&Path>) -> Result<Dataset> {
     if let Some(names) = exp.class_names()? {
         ds.class_names = Some(names);
     } else if ds.class_names.is_none() && d.source == Source::Idx {
-        let p = path.map(|p| p.display().to_string().to_lowercase()).unwrap_or_default();
+        let p = path
+            .map(|p| p.display().to_string().to_lowercase())
+            .unwrap_or_default();
         ds.class_names = Some(if p.contains("fashion") {
             crate::config::fashion_names()
         } else {
@@ -117,16 +145,23 @@ pub fn load(exp: &Experiment, base: Option<&Path>) -> Result<Dataset> {
 }
 
 pub fn default_idx_path() -> std::path::PathBuf {
-    let base = std::env::var("AELAB_DATA").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        let cache = std::env::var("AELAB_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-            let xdg = std::env::var("XDG_CACHE_HOME").map(std::path::PathBuf::from);
-            xdg.unwrap_or_else(|_| {
-                std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache")
-            })
-            .join("aelab")
+    let base = std::env::var("AELAB_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            let cache = std::env::var("AELAB_CACHE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| {
+                    let xdg = std::env::var("XDG_CACHE_HOME").map(std::path::PathBuf::from);
+                    xdg.unwrap_or_else(|_| {
+                        std::path::PathBuf::from(
+                            std::env::var("HOME").unwrap_or_else(|_| ".".into()),
+                        )
+                        .join(".cache")
+                    })
+                    .join("aelab")
+                });
+            cache.join("data")
         });
-        cache.join("data")
-    });
     base.join("fashion-mnist")
 }
 
@@ -170,7 +205,11 @@ fn split(
     let perm = tch::Tensor::randperm(n, (Kind::Int64, tch::Device::Cpu));
     let val_idx = perm.narrow(0, 0, n_val);
     let train_idx = perm.narrow(0, n_val, n - n_val);
-    let sample_shape = if shape.is_empty() { x.size()[1..].to_vec() } else { shape };
+    let sample_shape = if shape.is_empty() {
+        x.size()[1..].to_vec()
+    } else {
+        shape
+    };
     Ok(Dataset {
         train_x: x.index_select(0, &train_idx),
         val_x: x.index_select(0, &val_idx),

@@ -8,7 +8,8 @@ use tch::{Kind, Tensor};
 /// Read an .npy file, turning libtorch's errors into one that names the file.
 pub fn read_array(path: &Path) -> Result<Tensor> {
     let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| InputError::new(format!("{shown}: cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError::new(format!("{shown}: cannot read: {e}")))?;
     if !bytes.starts_with(b"\x93NUMPY") {
         input_err!("{shown}: not an .npy file (no \\x93NUMPY magic)");
     }
@@ -22,7 +23,8 @@ pub fn read_array(path: &Path) -> Result<Tensor> {
             );
         }
     }
-    Tensor::read_npy(path).map_err(|e| InputError::new(format!("{shown}: cannot read the array: {e}")).into())
+    Tensor::read_npy(path)
+        .map_err(|e| InputError::new(format!("{shown}: cannot read the array: {e}")).into())
 }
 
 fn header_descr(bytes: &[u8]) -> Option<String> {

@@ -35,7 +35,10 @@ impl Conv {
     pub fn new(p: &nn::Path, m: &ModelConfig, shape: &[i64], variational: bool) -> Result<Conv> {
         let (c_in, h, w) = (shape[0], shape[1], shape[2]);
         let k = m.kernel;
-        let pad = nn::ConvConfig { padding: k / 2, ..Default::default() };
+        let pad = nn::ConvConfig {
+            padding: k / 2,
+            ..Default::default()
+        };
         let e = p / "encoder";
         let mut enc = Vec::new();
         let mut sizes = vec![(h, w)];
@@ -52,7 +55,10 @@ impl Conv {
         let (enc_fc, heads, dec_fc, latent) = match (m.latent, variational) {
             (Some(l), true) => (
                 None,
-                Some((nn::linear(p / "encoder_mu", flat, l, lin), nn::linear(p / "encoder_logvar", flat, l, lin))),
+                Some((
+                    nn::linear(p / "encoder_mu", flat, l, lin),
+                    nn::linear(p / "encoder_logvar", flat, l, lin),
+                )),
                 Some(nn::linear(p / "decoder_fc", l, flat, lin)),
                 l,
             ),
@@ -74,7 +80,9 @@ impl Conv {
             let target = sizes[n - 1 - j];
             let from = sizes[n - j];
             match m.upsample {
-                Upsample::Nearest => ups.push(Up::Nearest(nn::conv2d(&d / (3 * j), prev, c, k, pad))),
+                Upsample::Nearest => {
+                    ups.push(Up::Nearest(nn::conv2d(&d / (3 * j), prev, c, k, pad)))
+                }
                 Upsample::Transposed => {
                     // out = 2·in − 1 + output_padding, so output_padding ∈ {0, 1} hits target
                     let oph = target.0 - (2 * from.0 - 1);
@@ -86,8 +94,19 @@ impl Conv {
                         ))
                         .into());
                     }
-                    let cfg = nn::ConvTransposeConfig { stride: 2, padding: 1, output_padding: oph, ..Default::default() };
-                    ups.push(Up::Transposed(nn::conv_transpose2d(&d / (2 * j), prev, c, 3, cfg)));
+                    let cfg = nn::ConvTransposeConfig {
+                        stride: 2,
+                        padding: 1,
+                        output_padding: oph,
+                        ..Default::default()
+                    };
+                    ups.push(Up::Transposed(nn::conv_transpose2d(
+                        &d / (2 * j),
+                        prev,
+                        c,
+                        3,
+                        cfg,
+                    )));
                 }
             }
             prev = c;
@@ -116,7 +135,13 @@ impl Conv {
     pub fn encode(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
         let mut h = x.shallow_clone();
         for c in &self.enc {
-            h = super::act(self.act, &c.forward(&h)).max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], true);
+            h = super::act(self.act, &c.forward(&h)).max_pool2d(
+                [2, 2],
+                [2, 2],
+                [0, 0],
+                [1, 1],
+                true,
+            );
         }
         let h = h.flatten(1, -1);
         if let Some((mu, lv)) = &self.heads {
@@ -141,7 +166,9 @@ impl Conv {
         for (j, up) in self.ups.iter().enumerate() {
             let (th, tw) = self.sizes[n - 1 - j];
             h = match up {
-                Up::Nearest(conv) => super::act(self.act, &conv.forward(&h)).upsample_nearest2d([th, tw], None, None),
+                Up::Nearest(conv) => {
+                    super::act(self.act, &conv.forward(&h)).upsample_nearest2d([th, tw], None, None)
+                }
                 Up::Transposed(t) => super::act(self.act, &t.forward(&h)),
             };
         }

@@ -28,7 +28,10 @@ impl Mlp {
         }
         let last = *sizes.last().unwrap_or(&features);
         let heads = if variational {
-            Some((nn::linear(p / "encoder_mu", last, latent, cfg), nn::linear(p / "encoder_logvar", last, latent, cfg)))
+            Some((
+                nn::linear(p / "encoder_mu", last, latent, cfg),
+                nn::linear(p / "encoder_logvar", last, latent, cfg),
+            ))
         } else {
             enc.push(nn::linear(&e / (2 * enc.len()), last, latent, cfg));
             None
@@ -37,8 +40,19 @@ impl Mlp {
         back.extend(m.hidden.iter().rev());
         back.push(features);
         let d = p / "decoder";
-        let dec = back.windows(2).enumerate().map(|(i, w)| nn::linear(&d / (2 * i), w[0], w[1], cfg)).collect();
-        Ok(Mlp { enc, heads, dec, act: m.activation, latent_act: m.latent_activation, latent })
+        let dec = back
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| nn::linear(&d / (2 * i), w[0], w[1], cfg))
+            .collect();
+        Ok(Mlp {
+            enc,
+            heads,
+            dec,
+            act: m.activation,
+            latent_act: m.latent_activation,
+            latent,
+        })
     }
 
     /// x [B, *sample] → z [B, latent] (μ and log σ² for a VAE)

@@ -66,7 +66,12 @@ fn reparameterise(mu: &Tensor, logvar: &Tensor, train: bool) -> Tensor {
 
 impl Model {
     /// Build the network the experiment describes for samples of `sample_shape`.
-    pub fn build(exp: &Experiment, sample_shape: &[i64], device: Device, base: Option<&Path>) -> Result<Model> {
+    pub fn build(
+        exp: &Experiment,
+        sample_shape: &[i64],
+        device: Device,
+        base: Option<&Path>,
+    ) -> Result<Model> {
         let m = &exp.model;
         let vs = nn::VarStore::new(device);
         let features: i64 = sample_shape.iter().product();
@@ -101,7 +106,13 @@ impl Model {
                 let resolve = |p: &Option<String>| -> Result<std::path::PathBuf> {
                     crate::config::expand_path(p.as_deref().unwrap_or_default(), base)
                 };
-                let net = script::Script::new(&vs.root(), &resolve(&m.encoder)?, &resolve(&m.decoder)?, sample_shape, device)?;
+                let net = script::Script::new(
+                    &vs.root(),
+                    &resolve(&m.encoder)?,
+                    &resolve(&m.decoder)?,
+                    sample_shape,
+                    device,
+                )?;
                 let l = net.latent;
                 (Net::Script(net), l)
             }
@@ -112,7 +123,14 @@ impl Model {
             ))
             .into());
         }
-        Ok(Model { vs, net, output: m.output, sample_shape: sample_shape.to_vec(), latent, variational })
+        Ok(Model {
+            vs,
+            net,
+            output: m.output,
+            sample_shape: sample_shape.to_vec(),
+            latent,
+            variational,
+        })
     }
 
     /// x [B, *sample] → (z or μ, log σ²)
@@ -164,9 +182,19 @@ impl Model {
         match logvar {
             Some(lv) => {
                 let z = reparameterise(&first, &lv, train);
-                Forward { logits: self.decode_logits(&z), z, mu: Some(first), logvar: Some(lv) }
+                Forward {
+                    logits: self.decode_logits(&z),
+                    z,
+                    mu: Some(first),
+                    logvar: Some(lv),
+                }
             }
-            None => Forward { logits: self.decode_logits(&first), z: first, mu: None, logvar: None },
+            None => Forward {
+                logits: self.decode_logits(&first),
+                z: first,
+                mu: None,
+                logvar: None,
+            },
         }
     }
 
@@ -178,6 +206,9 @@ impl Model {
     }
 
     pub fn parameter_count(&self) -> i64 {
-        self.named_parameters().iter().map(|(_, t)| t.numel() as i64).sum()
+        self.named_parameters()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
     }
 }

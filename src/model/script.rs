@@ -19,7 +19,11 @@ pub fn load_module(path: &Path, device: Device) -> Result<CModule> {
     }
     CModule::load_on_device(path, device).map_err(|e| {
         let first = e.to_string().lines().next().unwrap_or_default().to_string();
-        InputError::new(format!("{}: not a TorchScript module ({first})", path.display())).into()
+        InputError::new(format!(
+            "{}: not a TorchScript module ({first})",
+            path.display()
+        ))
+        .into()
     })
 }
 
@@ -36,7 +40,13 @@ fn adopt(p: &nn::Path, m: &CModule) -> Result<()> {
 }
 
 impl Script {
-    pub fn new(p: &nn::Path, enc_path: &Path, dec_path: &Path, sample: &[i64], device: Device) -> Result<Script> {
+    pub fn new(
+        p: &nn::Path,
+        enc_path: &Path,
+        dec_path: &Path,
+        sample: &[i64],
+        device: Device,
+    ) -> Result<Script> {
         let mut enc = load_module(enc_path, device)?;
         let mut dec = load_module(dec_path, device)?;
         enc.set_train();
@@ -54,7 +64,11 @@ impl Script {
             ))
         })?;
         if z.dim() != 2 {
-            input_err!("model.encoder: {} returns codes of shape {:?}; expected [batch, latent]", enc_path.display(), z.size());
+            input_err!(
+                "model.encoder: {} returns codes of shape {:?}; expected [batch, latent]",
+                enc_path.display(),
+                z.size()
+            );
         }
         let out = tch::no_grad(|| dec.forward_ts(&[&z])).map_err(|e| {
             InputError::new(format!(
@@ -71,14 +85,22 @@ impl Script {
                 out.size()
             );
         }
-        Ok(Script { enc, dec, latent: z.size()[1] })
+        Ok(Script {
+            enc,
+            dec,
+            latent: z.size()[1],
+        })
     }
 
     pub fn encode(&self, x: &Tensor) -> Tensor {
-        self.enc.forward_ts(&[x]).unwrap_or_else(|e| panic!("encoder failed: {e}"))
+        self.enc
+            .forward_ts(&[x])
+            .unwrap_or_else(|e| panic!("encoder failed: {e}"))
     }
 
     pub fn decode(&self, z: &Tensor) -> Tensor {
-        self.dec.forward_ts(&[z]).unwrap_or_else(|e| panic!("decoder failed: {e}"))
+        self.dec
+            .forward_ts(&[z])
+            .unwrap_or_else(|e| panic!("decoder failed: {e}"))
     }
 }

@@ -15,13 +15,16 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
-
 const FONT: &str = "sans-serif";
 
 fn init_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("DejaVuSans.ttf"));
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("DejaVuSans.ttf"),
+        );
     });
 }
 
@@ -90,7 +93,10 @@ pub fn draw_all(dir: &Path) -> Vec<String> {
     let name = std::fs::read_to_string(dir.join("config.yaml"))
         .ok()
         .and_then(|t| crate::config::parse(&t, &[]).ok());
-    let title = name.as_ref().map(|e| e.name.clone()).unwrap_or_else(|| "run".into());
+    let title = name
+        .as_ref()
+        .map(|e| e.name.clone())
+        .unwrap_or_else(|| "run".into());
     let mut attempt = |what: &str, r: Result<()>| {
         if let Err(e) = r {
             warnings.push(format!("plot `{what}` was not drawn: {e:#}"));
@@ -105,10 +111,16 @@ pub fn draw_all(dir: &Path) -> Vec<String> {
     match crate::run::load_run(dir) {
         Ok((exp, model)) => {
             let n = exp.plots.reconstructions;
-            attempt("reconstructions", grid::reconstructions(dir, &out, &title, &model, n));
+            attempt(
+                "reconstructions",
+                grid::reconstructions(dir, &out, &title, &model, n),
+            );
             if model.variational && model.sample_shape.len() == 3 {
                 attempt("samples", grid::samples(&out, &title, &model, exp.seed));
-                attempt("interpolation", grid::interpolation(dir, &out, &title, &model));
+                attempt(
+                    "interpolation",
+                    grid::interpolation(dir, &out, &title, &model),
+                );
                 if model.latent == 2 {
                     attempt("manifold", grid::manifold(&out, &title, &model));
                 }
@@ -128,7 +140,11 @@ struct Curve {
 
 /// Values to plot, and whether the axis is log10 (values spanning decades).
 fn log_axis(curves: &[Curve]) -> bool {
-    let vals: Vec<f64> = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).filter(|v| v.is_finite()).collect();
+    let vals: Vec<f64> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .collect();
     let lo = vals.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     lo > 0.0 && hi / lo > 20.0
@@ -136,7 +152,11 @@ fn log_axis(curves: &[Curve]) -> bool {
 
 /// A tick label with as many decimals as the axis span needs, and no more.
 fn tick(v: f64, span: f64) -> String {
-    let decimals = if span <= 0.0 { 3 } else { (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize };
+    let decimals = if span <= 0.0 {
+        3
+    } else {
+        (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize
+    };
     format!("{v:.decimals$}")
 }
 
@@ -152,13 +172,20 @@ where
 {
     let log = log_axis(curves);
     let tf = |v: f64| if log { v.log10() } else { v };
-    let pts: Vec<(f64, f64)> =
-        curves.iter().flat_map(|c| c.points.iter().map(|&(x, y)| (x, tf(y)))).filter(|p| p.1.is_finite()).collect();
+    let pts: Vec<(f64, f64)> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|&(x, y)| (x, tf(y))))
+        .filter(|p| p.1.is_finite())
+        .collect();
     if pts.is_empty() {
         return Err(anyhow!("no finite values to draw"));
     }
-    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.0), a.1.max(p.0))
+    });
+    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.1), a.1.max(p.1))
+    });
     let pad = ((y1 - y0) * 0.08).max(1e-9);
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
     let mut chart = ChartBuilder::on(area)
@@ -168,7 +195,11 @@ where
         .y_label_area_size(80)
         .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
         .map_err(err)?;
-    let ylab = if log { format!("{ylabel} (log scale)") } else { ylabel.to_string() };
+    let ylab = if log {
+        format!("{ylabel} (log scale)")
+    } else {
+        ylabel.to_string()
+    };
     chart
         .configure_mesh()
         .x_desc(xlabel)
@@ -176,21 +207,33 @@ where
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .light_line_style(RGBColor(235, 235, 235))
-        .y_label_formatter(&|v| if log { format!("{:.2e}", 10f64.powf(*v)) } else { tick(*v, y1 - y0) })
+        .y_label_formatter(&|v| {
+            if log {
+                format!("{:.2e}", 10f64.powf(*v))
+            } else {
+                tick(*v, y1 - y0)
+            }
+        })
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;
     for (i, c) in curves.iter().enumerate() {
         let col = color(i);
-        let data: Vec<(f64, f64)> =
-            c.points.iter().map(|&(x, y)| (x, tf(y))).filter(|p| p.1.is_finite()).collect();
+        let data: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .map(|&(x, y)| (x, tf(y)))
+            .filter(|p| p.1.is_finite())
+            .collect();
         chart
             .draw_series(LineSeries::new(data.clone(), col.stroke_width(2)))
             .map_err(err)?
             .label(c.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3)));
         if data.len() <= 60 {
-            chart.draw_series(data.iter().map(|&p| Circle::new(p, 3, col.filled()))).map_err(err)?;
+            chart
+                .draw_series(data.iter().map(|&p| Circle::new(p, 3, col.filled())))
+                .map_err(err)?;
         }
     }
     chart
@@ -204,21 +247,36 @@ where
     Ok(())
 }
 
-fn loss_picture<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, rows: &[crate::metrics::Row]) -> Result<()>
+fn loss_picture<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    rows: &[crate::metrics::Row],
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let series = |k: &str| -> Vec<(f64, f64)> {
-        rows.iter().filter_map(|r| Some((r.get("epoch")?, r.get(k)?))).collect()
+        rows.iter()
+            .filter_map(|r| Some((r.get("epoch")?, r.get(k)?)))
+            .collect()
     };
     let mut curves = vec![
-        Curve { name: "train loss".into(), points: series("train_loss") },
-        Curve { name: "validation loss".into(), points: series("val_loss") },
+        Curve {
+            name: "train loss".into(),
+            points: series("train_loss"),
+        },
+        Curve {
+            name: "validation loss".into(),
+            points: series("val_loss"),
+        },
     ];
     for k in ["val_recon", "val_kl"] {
         let s = series(k);
         if !s.is_empty() {
-            curves.push(Curve { name: format!("validation {}", &k[4..]), points: s });
+            curves.push(Curve {
+                name: format!("validation {}", &k[4..]),
+                points: s,
+            });
         }
     }
     let lrs = series("lr");
@@ -231,9 +289,24 @@ where
     } else {
         (root.clone(), None)
     };
-    curve_chart(&top, &format!("{title}: loss per epoch"), "epoch", "loss", &curves)?;
+    curve_chart(
+        &top,
+        &format!("{title}: loss per epoch"),
+        "epoch",
+        "loss",
+        &curves,
+    )?;
     if let Some(b) = bottom {
-        curve_chart(&b, "learning rate", "epoch", "lr", &[Curve { name: "learning rate".into(), points: lrs }])?;
+        curve_chart(
+            &b,
+            "learning rate",
+            "epoch",
+            "lr",
+            &[Curve {
+                name: "learning rate".into(),
+                points: lrs,
+            }],
+        )?;
     }
     Ok(())
 }
@@ -257,12 +330,24 @@ struct Scatter {
     ylabel: String,
 }
 
-fn scatter_picture<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, s: &Scatter) -> Result<()>
+fn scatter_picture<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    s: &Scatter,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let (x0, x1) = s.xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = s.xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (x0, x1) =
+        s.xs.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+                (a.0.min(p.0), a.1.max(p.0))
+            });
+    let (y0, y1) =
+        s.xs.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+                (a.0.min(p.1), a.1.max(p.1))
+            });
     let px = ((x1 - x0) * 0.05).max(1e-6);
     let py = ((y1 - y0) * 0.05).max(1e-6);
     let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0 - 170);
@@ -286,19 +371,34 @@ where
         Some(l) => {
             chart
                 .draw_series(
-                    s.xs.iter().zip(l).map(|(&p, &c)| Circle::new(p, 2, color(c.max(0) as usize).mix(0.6).filled())),
+                    s.xs.iter().zip(l).map(|(&p, &c)| {
+                        Circle::new(p, 2, color(c.max(0) as usize).mix(0.6).filled())
+                    }),
                 )
                 .map_err(err)?;
             let classes: std::collections::BTreeSet<i64> = l.iter().copied().collect();
             for (row, c) in classes.iter().enumerate().take(30) {
                 let y = 60 + 24 * row as i32;
-                let name = s.names.get(*c as usize).cloned().unwrap_or_else(|| c.to_string());
-                legend.draw(&Circle::new((14, y), 6, color(*c as usize).filled())).map_err(err)?;
-                legend.draw(&Text::new(name, (26, y - 8), (FONT, 15).into_font())).map_err(err)?;
+                let name = s
+                    .names
+                    .get(*c as usize)
+                    .cloned()
+                    .unwrap_or_else(|| c.to_string());
+                legend
+                    .draw(&Circle::new((14, y), 6, color(*c as usize).filled()))
+                    .map_err(err)?;
+                legend
+                    .draw(&Text::new(name, (26, y - 8), (FONT, 15).into_font()))
+                    .map_err(err)?;
             }
         }
         None => {
-            chart.draw_series(s.xs.iter().map(|&p| Circle::new(p, 2, PALETTE[0].mix(0.5).filled()))).map_err(err)?;
+            chart
+                .draw_series(
+                    s.xs.iter()
+                        .map(|&p| Circle::new(p, 2, PALETTE[0].mix(0.5).filled())),
+                )
+                .map_err(err)?;
         }
     }
     Ok(())
@@ -318,18 +418,34 @@ fn latent(dir: &Path, out: &Path, title: &str, method: Projection, points: i64) 
     let d = z.size()[1];
     let (xy, xlabel, ylabel, what) = if d == 1 {
         let zeros = z.zeros_like();
-        (Tensor::cat(&[&z, &zeros], 1), "code".to_string(), "".to_string(), "1-d code")
+        (
+            Tensor::cat(&[&z, &zeros], 1),
+            "code".to_string(),
+            "".to_string(),
+            "1-d code",
+        )
     } else if d == 2 {
         (z, "code 1".to_string(), "code 2".to_string(), "2-d code")
     } else if method == Projection::Tsne {
-        (tsne::tsne(&z, 30.0, 750, 0), "t-SNE 1".to_string(), "t-SNE 2".to_string(), "t-SNE of the code")
+        (
+            tsne::tsne(&z, 30.0, 750, 0),
+            "t-SNE 1".to_string(),
+            "t-SNE 2".to_string(),
+            "t-SNE of the code",
+        )
     } else {
         let p = crate::pca::Pca::fit(&z, 2);
         let ev = p.explained.clone();
         (
             p.project(&z),
-            format!("PC 1 ({:.1}% of variance)", 100.0 * ev.first().copied().unwrap_or(0.0)),
-            format!("PC 2 ({:.1}% of variance)", 100.0 * ev.get(1).copied().unwrap_or(0.0)),
+            format!(
+                "PC 1 ({:.1}% of variance)",
+                100.0 * ev.first().copied().unwrap_or(0.0)
+            ),
+            format!(
+                "PC 2 ({:.1}% of variance)",
+                100.0 * ev.get(1).copied().unwrap_or(0.0)
+            ),
             "PCA of the code",
         )
     };
@@ -351,7 +467,13 @@ fn latent(dir: &Path, out: &Path, title: &str, method: Projection, points: i64) 
             })
         })
         .unwrap_or_default();
-    let s = Scatter { xs, labels, names, xlabel, ylabel };
+    let s = Scatter {
+        xs,
+        labels,
+        names,
+        xlabel,
+        ylabel,
+    };
     let t = format!("{title}: {what}, {n} validation samples");
     both!(out, "latent", (1000, 760), scatter_picture, &t, &s)?;
     Ok(())
@@ -364,10 +486,16 @@ pub fn compare(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     let mut curves = vec![];
     for r in runs {
         let rows = crate::metrics::read_csv(&r.join("metrics.csv"))?;
-        let name = r.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = r
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         curves.push(Curve {
             name,
-            points: rows.iter().filter_map(|row| Some((row.get("epoch")?, row.get("val_loss")?))).collect(),
+            points: rows
+                .iter()
+                .filter_map(|row| Some((row.get("epoch")?, row.get("val_loss")?)))
+                .collect(),
         });
     }
     std::fs::create_dir_all(out)?;
@@ -375,9 +503,18 @@ pub fn compare(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     Ok(png)
 }
 
-fn compare_picture<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, curves: &[Curve]) -> Result<()>
+fn compare_picture<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    curves: &[Curve],
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    curve_chart(root, "validation loss per epoch", "epoch", "validation loss", curves)
+    curve_chart(
+        root,
+        "validation loss per epoch",
+        "epoch",
+        "validation loss",
+        curves,
+    )
 }

@@ -10,7 +10,10 @@ fn sq_dists(x: &Tensor) -> Tensor {
 /// Embed the rows of x [N, D] in 2-d. Seeded; `perplexity` is the usual knob (5–50).
 pub fn tsne(x: &Tensor, perplexity: f64, iters: i64, seed: u64) -> Tensor {
     tch::no_grad(|| {
-        let x = x.to_device(Device::Cpu).to_kind(Kind::Double).flatten(1, -1);
+        let x = x
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Double)
+            .flatten(1, -1);
         let n = x.size()[0];
         let opts = (Kind::Double, Device::Cpu);
         let x = (&x - x.mean_dim(0, true, Kind::Double)) / x.std(false).clamp_min(1e-12);
@@ -28,7 +31,8 @@ pub fn tsne(x: &Tensor, perplexity: f64, iters: i64, seed: u64) -> Tensor {
             let dmin = (&d + (&off * -1.0 + 1.0) * 1e300).amin(1, true);
             let e = ((&d - &dmin) * -&beta).exp() * &off;
             let sum = e.sum_dim_intlist(1, true, Kind::Double).clamp_min(1e-300);
-            let h = sum.log() + &beta * ((&d - &dmin) * &e).sum_dim_intlist(1, true, Kind::Double) / &sum;
+            let h = sum.log()
+                + &beta * ((&d - &dmin) * &e).sum_dim_intlist(1, true, Kind::Double) / &sum;
             let too_flat = h.gt_tensor(&Tensor::full([n, 1], target, opts));
             lo = mid.where_self(&too_flat, &lo);
             hi = hi.where_self(&too_flat, &mid);
@@ -71,7 +75,12 @@ mod tests {
         let ca = y.narrow(0, 0, 60).mean_dim(0, false, Kind::Double);
         let cb = y.narrow(0, 60, 60).mean_dim(0, false, Kind::Double);
         let between = f64::try_from((&ca - &cb).norm()).unwrap();
-        let within = f64::try_from((y.narrow(0, 0, 60) - &ca).norm_scalaropt_dim(2, [1], false).mean(Kind::Double)).unwrap();
+        let within = f64::try_from(
+            (y.narrow(0, 0, 60) - &ca)
+                .norm_scalaropt_dim(2, [1], false)
+                .mean(Kind::Double),
+        )
+        .unwrap();
         assert!(between > 3.0 * within, "between {between}, within {within}");
     }
 }

@@ -26,7 +26,11 @@ pub fn tmp() -> tempfile::TempDir {
 
 /// Run aelab; panic with its output unless it exits with `code`.
 pub fn expect_code(args: &[&str], cwd: &Path, code: i32) -> Output {
-    let out = aelab().args(args).current_dir(cwd).output().expect("run aelab");
+    let out = aelab()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run aelab");
     if out.status.code() != Some(code) {
         panic!(
             "aelab {args:?} exited with {:?}, expected {code}\nstdout:\n{}\nstderr:\n{}",
@@ -51,18 +55,24 @@ pub fn metrics(run: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
     let text = std::fs::read_to_string(run.join("metrics.csv")).expect("metrics.csv");
     let mut lines = text.lines();
     let head: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
-    let rows = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
     (head, rows)
 }
 
 pub fn column(run: &Path, name: &str) -> Vec<f64> {
     let (h, rows) = metrics(run);
-    let i = h.iter().position(|c| c == name).unwrap_or_else(|| panic!("no column {name} in {h:?}"));
+    let i = h
+        .iter()
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name} in {h:?}"));
     rows.iter().map(|r| r[i]).collect()
 }
 
 pub fn summary(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary.json")).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary.json"))
+        .unwrap()
 }
 
 /// The Python with torch that scripts/setup installed, if there is one.
@@ -88,18 +98,33 @@ pub fn py(code: &str, cwd: &Path) -> Option<String> {
         .output()
         .expect("run python");
     if !out.status.success() {
-        panic!("python failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "python failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Some(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 /// Whether Fashion-MNIST is where the default experiments look.
 pub fn have_fashion() -> bool {
-    let base = std::env::var("AELAB_DATA").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aelab/data")
-    });
-    base.join("fashion-mnist").join("train-images-idx3-ubyte.gz").exists()
+    let base = std::env::var("AELAB_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aelab/data")
+        });
+    base.join("fashion-mnist")
+        .join("train-images-idx3-ubyte.gz")
+        .exists()
 }
 
 /// The quick slice every image test uses.
-pub const QUICK: [&str; 6] = ["--set", "data.limit=600", "--set", "train.epochs=3", "--set", "plots.latent.points=300"];
+pub const QUICK: [&str; 6] = [
+    "--set",
+    "data.limit=600",
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "plots.latent.points=300",
+];
