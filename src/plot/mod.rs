@@ -406,7 +406,13 @@ where
 
 fn latent(dir: &Path, out: &Path, title: &str, method: Projection, points: i64) -> Result<()> {
     let z = crate::data::read_array(&dir.join("latents.npy"))?.to_kind(Kind::Double);
-    let n = z.size()[0].min(points);
+    // exact t-SNE is O(N²): it is drawn on at most 2000 codes
+    let cap = if method == Projection::Tsne {
+        points.min(2000)
+    } else {
+        points
+    };
+    let n = z.size()[0].min(cap);
     let z = z.narrow(0, 0, n).flatten(1, -1);
     let labels_path = dir.join("labels.npy");
     let labels = if labels_path.exists() {
@@ -428,7 +434,7 @@ fn latent(dir: &Path, out: &Path, title: &str, method: Projection, points: i64) 
         (z, "code 1".to_string(), "code 2".to_string(), "2-d code")
     } else if method == Projection::Tsne {
         (
-            tsne::tsne(&z, 30.0, 750, 0),
+            tsne::tsne(&z, 30.0, 500, 0),
             "t-SNE 1".to_string(),
             "t-SNE 2".to_string(),
             "t-SNE of the code",

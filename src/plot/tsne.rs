@@ -38,24 +38,38 @@ pub fn tsne(x: &Tensor, perplexity: f64, iters: i64, seed: u64) -> Tensor {
             hi = hi.where_self(&too_flat, &mid);
             p = e / sum;
         }
-        let p = ((&p + p.transpose(0, 1)) / (2.0 * n as f64)).clamp_min(1e-12);
+        // the optimisation runs in float32 with in-place updates: it is memory-bound on N×N
+        let p = ((&p + p.transpose(0, 1)) / (2.0 * n as f64))
+            .clamp_min(1e-12)
+            .to_kind(Kind::Float);
+        let fopts = (Kind::Float, Device::Cpu);
         tch::manual_seed(seed as i64);
-        let mut y = Tensor::randn([n, 2], opts) * 1e-4;
-        let mut vel = Tensor::zeros([n, 2], opts);
-        let mut gains = Tensor::ones([n, 2], opts);
+        let mut y = Tensor::randn([n, 2], fopts) * 1e-4;
+        let mut vel = Tensor::zeros([n, 2], fopts);
+        let mut gains = Tensor::ones([n, 2], fopts);
         let lr = (n as f64 / 12.0 / 4.0).max(50.0);
         for it in 0..iters {
             let exag = if it < 100 { 12.0 } else { 1.0 };
-            let num = (sq_dists(&y) + 1.0).reciprocal() * &off;
-            let q = (&num / num.sum(Kind::Double)).clamp_min(1e-12);
-            let pq = (&p * exag - &q) * &num;
-            let grad = (pq.sum_dim_intlist(1, true, Kind::Double) * &y - pq.matmul(&y)) * 4.0;
+            // num_ij = 1 / (1 + |y_i − y_j|²), zero on the diagonal
+            let s = y.square().sum_dim_intlist(1, true, Kind::Float);
+            let mut num = y.mm(&y.transpose(0, 1)) * -2.0;
+            let _ = num
+                .g_add_(&s)
+                .g_add_(&s.transpose(0, 1))
+                .g_add_scalar_(1.0)
+                .reciprocal_();
+            let _ = num.fill_diagonal_(0.0, false);
+            let total = num.sum(Kind::Float).clamp_min(1e-12);
+            // (exag·P − num/Σnum) ⊙ num
+            let mut pq = &num / &total;
+            let _ = pq.g_mul_scalar_(-1.0).g_add_(&(&p * exag)).g_mul_(&num);
+            let grad = (pq.sum_dim_intlist(1, true, Kind::Float) * &y - pq.mm(&y)) * 4.0;
             let same = grad.sign().eq_tensor(&vel.sign());
             gains = ((&gains * 0.8).where_self(&same, &(&gains + 0.2))).clamp_min(0.01);
             let momentum = if it < 250 { 0.5 } else { 0.8 };
             vel = &vel * momentum - &gains * &grad * lr;
             y = &y + &vel;
-            y = &y - y.mean_dim(0, true, Kind::Double);
+            y = &y - y.mean_dim(0, true, Kind::Float);
         }
         y
     })
