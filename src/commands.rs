@@ -42,13 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             for r in &runs {
-                if !r.join("config.yaml").exists() {
-                    return Err(InputError::new(format!(
-                        "{} is not an aelab run directory (no config.yaml)",
-                        r.display()
-                    ))
-                    .into());
-                }
+                crate::run::run_config(r, "")?;
                 let warnings = crate::plot::draw_all(r);
                 for w in &warnings {
                     eprintln!("aelab: warning: {w}");

@@ -146,14 +146,7 @@ pub fn run(file: &Path, opts: &RunOptions) -> Result<PathBuf> {
 
 /// Continue an interrupted run from its checkpoint.
 pub fn resume(dir: &Path, opts: &RunOptions) -> Result<PathBuf> {
-    let cfg = dir.join("config.yaml");
-    if !cfg.exists() {
-        return Err(InputError::new(format!(
-            "--resume: {} has no config.yaml; it is not an aelab run directory",
-            dir.display()
-        ))
-        .into());
-    }
+    let cfg = run_config(dir, "--resume: ")?;
     let exp = config::load(&cfg, &opts.overrides)?;
     if !checkpoint::path(dir).exists() {
         return Err(InputError::new(format!(
@@ -370,17 +363,22 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     write_atomic_with(path, |tmp| Ok(t.write_npy(tmp)?))
 }
 
-/// A finished run's experiment and model, on the CPU, from its files alone.
-pub fn load_run(dir: &Path) -> Result<(Experiment, Model)> {
+/// A run directory's config.yaml, or an error that says this is no run directory.
+pub fn run_config(dir: &Path, context: &str) -> Result<PathBuf> {
     let cfg = dir.join("config.yaml");
     if !cfg.exists() {
         return Err(InputError::new(format!(
-            "{} has no config.yaml; it is not an aelab run directory",
+            "{context}{} has no config.yaml; it is not an aelab run directory",
             dir.display()
         ))
         .into());
     }
-    let exp = config::load(&cfg, &[])?;
+    Ok(cfg)
+}
+
+/// A finished run's experiment and model, on the CPU, from its files alone.
+pub fn load_run(dir: &Path) -> Result<(Experiment, Model)> {
+    let exp = config::load(&run_config(dir, "")?, &[])?;
     let weights = dir.join("model.safetensors");
     let inputs =
         crate::data::read_array(&dir.join("plots").join("inputs.npy")).with_context(|| {
