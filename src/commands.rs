@@ -1,6 +1,5 @@
 //! One function a subcommand.
 use crate::cli::{Cli, Command};
-use crate::error::InputError;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
