@@ -12,30 +12,41 @@ pub struct Pca {
 }
 
 impl Pca {
-    /// Fit k components to the rows of x [N, D] (computed in float64).
+    /// Fit k components to the rows of x [N, D]. Statistics are accumulated in
+    /// float64 over chunks of rows, so memory stays small for large N.
     pub fn fit(x: &Tensor, k: i64) -> Pca {
         tch::no_grad(|| {
-            let x = x.flatten(1, -1).to_kind(Kind::Double);
-            let n = x.size()[0].max(2);
-            let mean = x.mean_dim(0, false, Kind::Double);
-            let c = &x - &mean;
-            // covariance [D, D]; eigh returns eigenvalues in ascending order
-            let cov = c.transpose(0, 1).matmul(&c) / (n - 1) as f64;
+            let x = x.flatten(1, -1);
+            let (n, d) = (x.size()[0], x.size()[1]);
+            let chunk = 4096;
+            let opts = (Kind::Double, x.device());
+            let mut sum = Tensor::zeros([d], opts);
+            let mut start = 0;
+            while start < n {
+                let len = chunk.min(n - start);
+                sum += x.narrow(0, start, len).to_kind(Kind::Double).sum_dim_intlist(0, false, Kind::Double);
+                start += len;
+            }
+            let mean = sum / n.max(1) as f64;
+            // covariance [D, D]
+            let mut cov = Tensor::zeros([d, d], opts);
+            start = 0;
+            while start < n {
+                let len = chunk.min(n - start);
+                let c = x.narrow(0, start, len).to_kind(Kind::Double) - &mean;
+                cov += c.transpose(0, 1).matmul(&c);
+                start += len;
+            }
+            let cov = cov / (n.max(2) - 1) as f64;
+            // eigh returns eigenvalues in ascending order
             let (vals, vecs) = cov.linalg_eigh("L");
-            let d = vals.size()[0];
             let k = k.min(d);
             let idx = Tensor::arange_start_step(d - 1, d - 1 - k, -1, (Kind::Int64, vals.device()));
             let top = vals.index_select(0, &idx).clamp_min(0.0);
-            let total = f64::try_from(vals.clamp_min(0.0).sum(Kind::Double))
-                .unwrap_or(1.0)
-                .max(1e-300);
+            let total = f64::try_from(vals.clamp_min(0.0).sum(Kind::Double)).unwrap_or(1.0).max(1e-300);
             let explained = Vec::<f64>::try_from(&(top / total)).unwrap_or_default();
             let components = vecs.index_select(1, &idx).transpose(0, 1).contiguous();
-            Pca {
-                mean,
-                components,
-                explained,
-            }
+            Pca { mean, components, explained }
         })
     }
 
@@ -57,9 +68,18 @@ pub fn baseline_mse(train: &Tensor, val: &Tensor, k: i64, max_fit: i64) -> f64 {
     tch::no_grad(|| {
         let n = train.size()[0].min(max_fit);
         let p = Pca::fit(&train.narrow(0, 0, n), k);
-        let v = val.flatten(1, -1).to_kind(Kind::Double);
-        let r = p.reconstruct(&p.project(&v));
-        f64::try_from((r - v).square().mean(Kind::Double)).unwrap_or(f64::NAN)
+        let v = val.flatten(1, -1);
+        let (m, d) = (v.size()[0], v.size()[1]);
+        let mut se = 0.0;
+        let mut start = 0;
+        while start < m {
+            let len = 4096.min(m - start);
+            let c = v.narrow(0, start, len).to_kind(Kind::Double);
+            let r = p.reconstruct(&p.project(&c));
+            se += f64::try_from((r - c).square().sum(Kind::Double)).unwrap_or(f64::NAN);
+            start += len;
+        }
+        se / (m * d).max(1) as f64
     })
 }
 

@@ -42,6 +42,8 @@ fn prepare(exp: Experiment, base: Option<&Path>) -> Result<Prepared> {
         tch::set_num_threads(t as i32);
     }
     let data = data::load(&exp, base)?;
+    // the initial weights come from the global generator: seed it, or runs differ
+    tch::manual_seed(exp.seed as i64);
     let model = Model::build(&exp, &data.sample_shape, device, base)?;
     if let Some(src) = &exp.model.init_from {
         let p = config::expand_path(src, base)?;

@@ -232,3 +232,23 @@ fn set_override_and_seed_repeat_bit_for_bit() {
     let wb = std::fs::read(dir.path().join("runs/b/model.safetensors")).unwrap();
     assert_eq!(wa, wb, "same seed, same weights");
 }
+
+#[test]
+fn image_runs_repeat_bit_for_bit() {
+    // the weights' initialisation is seeded too, not only the data and the shuffles
+    if !have_fashion() {
+        return;
+    }
+    let dir = tmp();
+    let f = experiment("fashion-conv.yaml");
+    for name in ["a", "b"] {
+        let mut args = vec!["run", "-q", f.to_str().unwrap(), "--set"];
+        let n = format!("name={name}");
+        args.push(&n);
+        args.extend(["--set", "data.limit=300", "--set", "train.epochs=1", "--set", "plots.enabled=false"]);
+        ok(&args, dir.path());
+    }
+    let a = std::fs::read(dir.path().join("runs/a/model.safetensors")).unwrap();
+    let b = std::fs::read(dir.path().join("runs/b/model.safetensors")).unwrap();
+    assert_eq!(a, b);
+}

@@ -57,7 +57,9 @@ pub fn read_idx(path: &Path) -> Result<Tensor> {
         ))
         .into());
     }
-    Ok(Tensor::from_slice(&bytes[header..]).reshape(&dims))
+    let t = Tensor::from_slice(&bytes[header..]).reshape(&dims);
+    drop(bytes);
+    Ok(t)
 }
 
 /// Find `<stem>` in the folder, gzip or raw, with either usual spelling.
@@ -93,7 +95,9 @@ fn images_and_labels(dir: &Path, prefix: &str) -> Result<(Tensor, Tensor)> {
     }
     super::check_labels(images.size()[0], &labels, &lp.display().to_string())?;
     // [N, H, W] u8 → [N, 1, H, W] f32 in [0, 1]
-    let x = images.unsqueeze(1).to_kind(Kind::Float) / 255.0;
+    let mut x = images.unsqueeze(1).to_kind(Kind::Float);
+    drop(images);
+    let _ = x.g_div_scalar_(255.0);
     Ok((x, labels.to_kind(Kind::Int64)))
 }
 
