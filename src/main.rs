@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         let first = msg.lines().next().unwrap_or(msg);
         eprintln!("aelab: error: {first}");
     }));
+    aelab::util::keep_freed_memory();
     let cli = aelab::cli::Cli::parse();
     let result = match std::panic::catch_unwind(|| aelab::commands::dispatch(cli)) {
         Ok(r) => r,

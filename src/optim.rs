@@ -80,13 +80,18 @@ impl Optimizer {
                             let _ = p.g_mul_scalar_(1.0 - lr * c.weight_decay);
                         }
                         let (b1, b2) = c.betas;
+                        // m ← m + (1−β₁)(g − m);  v ← β₂v + (1−β₂)g²
                         let _ = self.m[i].lerp_(&g, 1.0 - b1);
-                        let _ = self.v[i].g_mul_scalar_(b2);
-                        let _ = self.v[i].addcmul_(&(&g * (1.0 - b2)), &g);
+                        let _ = self.v[i].g_mul_scalar_(b2).addcmul_(&g, &(&g * (1.0 - b2)));
                         let bias1 = 1.0 - b1.powf(t);
                         let bias2 = 1.0 - b2.powf(t);
-                        let denom = (self.v[i].sqrt() / bias2.sqrt()) + c.eps;
-                        let _ = p.addcdiv_(&(&self.m[i] * (-lr / bias1)), &denom);
+                        // p ← p − lr/bias1 · m / (√v/√bias2 + ε), the divisor built in place
+                        let mut denom = self.v[i].sqrt();
+                        let _ = denom
+                            .g_div_scalar_(bias2.sqrt())
+                            .g_add_scalar_(c.eps)
+                            .g_div_scalar_(-lr / bias1);
+                        let _ = p.addcdiv_(&self.m[i], &denom);
                     }
                     OptimizerKind::Sgd => {
                         let g = if c.weight_decay > 0.0 {

@@ -24,7 +24,10 @@ impl Pca {
             let mut start = 0;
             while start < n {
                 let len = chunk.min(n - start);
-                sum += x.narrow(0, start, len).to_kind(Kind::Double).sum_dim_intlist(0, false, Kind::Double);
+                sum += x
+                    .narrow(0, start, len)
+                    .to_kind(Kind::Double)
+                    .sum_dim_intlist(0, false, Kind::Double);
                 start += len;
             }
             let mean = sum / n.max(1) as f64;
@@ -43,10 +46,16 @@ impl Pca {
             let k = k.min(d);
             let idx = Tensor::arange_start_step(d - 1, d - 1 - k, -1, (Kind::Int64, vals.device()));
             let top = vals.index_select(0, &idx).clamp_min(0.0);
-            let total = f64::try_from(vals.clamp_min(0.0).sum(Kind::Double)).unwrap_or(1.0).max(1e-300);
+            let total = f64::try_from(vals.clamp_min(0.0).sum(Kind::Double))
+                .unwrap_or(1.0)
+                .max(1e-300);
             let explained = Vec::<f64>::try_from(&(top / total)).unwrap_or_default();
             let components = vecs.index_select(1, &idx).transpose(0, 1).contiguous();
-            Pca { mean, components, explained }
+            Pca {
+                mean,
+                components,
+                explained,
+            }
         })
     }
 

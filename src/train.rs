@@ -18,7 +18,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Reduction, Tensor};
 
 /// Batches for evaluation: large, since no activations are kept.
-const EVAL_BATCH: i64 = 2048;
+const EVAL_BATCH: i64 = 512;
 
 /// The loss and the named terms that make it up, all scalars on the device.
 pub struct Loss {

@@ -245,7 +245,14 @@ fn image_runs_repeat_bit_for_bit() {
         let mut args = vec!["run", "-q", f.to_str().unwrap(), "--set"];
         let n = format!("name={name}");
         args.push(&n);
-        args.extend(["--set", "data.limit=300", "--set", "train.epochs=1", "--set", "plots.enabled=false"]);
+        args.extend([
+            "--set",
+            "data.limit=300",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "plots.enabled=false",
+        ]);
         ok(&args, dir.path());
     }
     let a = std::fs::read(dir.path().join("runs/a/model.safetensors")).unwrap();
