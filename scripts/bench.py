@@ -51,6 +51,26 @@ def matmul_gflops(threads):
     return 2 * 1024**3 * n / (time.perf_counter() - t) / 1e9
 
 
+REPS = 3
+
+
+def median(runs):
+    out = {}
+    for k in runs[0]:
+        vals = sorted(r[k] for r in runs)
+        out[k] = vals[len(vals) // 2]
+    return out
+
+
+def pair(run_a, run_b):
+    """Alternate the two sides so that a slow patch of the machine hits both."""
+    a, b = [], []
+    for _ in range(REPS):
+        a.append(run_a())
+        b.append(run_b())
+    return median(a), median(b)
+
+
 def row(name, a, p):
     print(f"{name:<6} aelab {a['samples_per_s']:>9.0f}  PyTorch {p['samples_per_s']:>9.0f}  "
           f"ratio {a['samples_per_s'] / p['samples_per_s']:.2f}x | peak RSS aelab {a['peak_rss_mib']:.0f} MiB, "
@@ -64,16 +84,15 @@ def main():
           f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads, data {DATA}")
     gf = matmul_gflops(threads)
     print(f"machine: float32 1024x1024 matmul {gf:.1f} GFLOP/s ({threads} threads)")
-    print("\ntraining samples/s (higher is better), same epochs, data, threads and hyper-parameters")
-    a = aelab("bench-mlp.yaml")
-    p = pytorch("mlp", 3, 256, threads)
+    print(f"\ntraining samples/s (higher is better), same epochs, data, threads and hyper-parameters;")
+    print(f"each side run {REPS} times, alternating, medians shown")
+    a, p = pair(lambda: aelab("bench-mlp.yaml"), lambda: pytorch("mlp", 3, 256, threads))
     row("MLP", a, p)
     # forward 2·(784·256 + 256·32 + 32·256 + 256·784) flops; training ≈ 3× forward
     flops = 3 * 2 * (784 * 256 + 256 * 32 + 32 * 256 + 256 * 784)
     print(f"       MLP work {flops / 1e6:.2f} MFLOP per training sample: aelab reaches "
           f"{a['samples_per_s'] * flops / 1e9:.1f} GFLOP/s, {100 * a['samples_per_s'] * flops / 1e9 / gf:.0f}% of the matmul rate")
-    a = aelab("bench-conv.yaml")
-    p = pytorch("conv", 1, 256, threads, limit=20000)
+    a, p = pair(lambda: aelab("bench-conv.yaml"), lambda: pytorch("conv", 1, 256, threads, limit=20000))
     row("Conv", a, p)
     print("\naelab MLP samples/s by batch size (1 epoch, 2 threads)")
     for b in (64, 256, 1024):
