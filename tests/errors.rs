@@ -376,3 +376,55 @@ fn divergence_names_epoch_and_step() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn validate_deep_checks_shapes_against_the_data() {
+    let dir = tmp();
+    // fine as a file, wrong for this data: only --deep reads the data and sees it
+    std::fs::write(
+        dir.path().join("e.yaml"),
+        GOOD.replace("latent: 3", "latent: 12"),
+    )
+    .unwrap();
+    ok(&["validate", "e.yaml"], dir.path());
+    let err = stderr(&expect_code(
+        &["validate", "--deep", "e.yaml"],
+        dir.path(),
+        2,
+    ));
+    has(&err, &["model.latent", "not smaller than the input"]);
+}
+
+#[test]
+fn npy_images_with_labels_train() {
+    let d = tmp();
+    // 120 8×8 uint8 images (a bright square that moves), labels by position
+    let mut pix = vec![];
+    let mut labels = vec![];
+    for i in 0..120usize {
+        let (r, c) = (i % 5, (i / 5) % 5);
+        for y in 0..8 {
+            for x in 0..8 {
+                let on = y >= r && y < r + 3 && x >= c && x < c + 3;
+                pix.push(if on { 255u8 } else { 0 });
+            }
+        }
+        labels.extend(((r + c) as i64 % 4).to_le_bytes());
+    }
+    write_npy(&d.path().join("x.npy"), "|u1", &[120, 8, 8], &pix);
+    write_npy(&d.path().join("y.npy"), "<i8", &[120], &labels);
+    let yaml = npy_yaml(&d.path().join("x.npy"), Some(&d.path().join("y.npy")))
+        .replace(
+            "kind: mlp, latent: 1, output: linear",
+            "kind: mlp, hidden: [16], latent: 2",
+        )
+        .replace("kind: mse", "kind: bce")
+        + "train: {epochs: 20, batch_size: 16, optimizer: {lr: 0.01}}\n";
+    std::fs::write(d.path().join("e.yaml"), yaml).unwrap();
+    ok(&["run", "-q", "e.yaml"], d.path());
+    let run = d.path().join("runs/t");
+    let v = column(&run, "val_loss");
+    assert!(v[19] < v[0], "{v:?}");
+    assert_eq!(summary(&run)["sample_shape"], serde_json::json!([1, 8, 8]));
+    assert!(run.join("labels.npy").exists() && run.join("plots/reconstructions.png").exists());
+}

@@ -163,7 +163,7 @@ fn transposed_conv_and_sparsity_train() {
 }
 
 #[test]
-fn csv_and_npy_sources_with_labels() {
+fn csv_source_with_labels() {
     let dir = tmp();
     // a small table: 3 informative columns, then a label
     let mut csv = String::from("a,b,c,d,e,f,label\n");
