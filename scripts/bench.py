@@ -78,9 +78,20 @@ def row(name, a, p):
           f"aelab {a['test_mse']:.5f}, PyTorch {p['test_mse']:.5f}, ratio {a['test_mse'] / p['test_mse']:.3f}")
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main():
     threads = 2
-    print(f"aelab benchmark, {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
+    print(f"aelab benchmark, {time.strftime('%Y-%m-%d')}: {cpu_name()}, "
           f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads, data {DATA}")
     gf = matmul_gflops(threads)
     print(f"machine: float32 1024x1024 matmul {gf:.1f} GFLOP/s ({threads} threads)")
