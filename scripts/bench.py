@@ -20,7 +20,7 @@ def aelab(experiment, *sets):
     args = [AELAB, "run", "-q", "--force", "--out", OUT, os.path.join(ROOT, "experiments", experiment)]
     for s in sets:
         args += ["--set", s]
-    subprocess.run(args, check=True)
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     name = experiment[:-5]
     for s in sets:
         if s.startswith("name="):

@@ -35,37 +35,33 @@ impl Conv {
     pub fn new(p: &nn::Path, m: &ModelConfig, shape: &[i64], variational: bool) -> Result<Conv> {
         let (c_in, h, w) = (shape[0], shape[1], shape[2]);
         let k = m.kernel;
-        let pad = nn::ConvConfig {
-            padding: k / 2,
-            ..Default::default()
-        };
+        let pad = k / 2;
         let e = p / "encoder";
         let mut enc = Vec::new();
         let mut sizes = vec![(h, w)];
         let mut prev = c_in;
         for (i, &c) in m.channels.iter().enumerate() {
-            enc.push(nn::conv2d(&e / (3 * i), prev, c, k, pad));
+            enc.push(super::conv2d(&e / (3 * i), prev, c, k, pad));
             let (sh, sw) = *sizes.last().unwrap_or(&(h, w));
             sizes.push(((sh + 1) / 2, (sw + 1) / 2));
             prev = c;
         }
         let (lh, lw) = *sizes.last().unwrap_or(&(h, w));
         let flat = prev * lh * lw;
-        let lin = Default::default();
         let (enc_fc, heads, dec_fc, latent) = match (m.latent, variational) {
             (Some(l), true) => (
                 None,
                 Some((
-                    nn::linear(p / "encoder_mu", flat, l, lin),
-                    nn::linear(p / "encoder_logvar", flat, l, lin),
+                    super::linear(p / "encoder_mu", flat, l),
+                    super::linear(p / "encoder_logvar", flat, l),
                 )),
-                Some(nn::linear(p / "decoder_fc", l, flat, lin)),
+                Some(super::linear(p / "decoder_fc", l, flat)),
                 l,
             ),
             (Some(l), false) => (
-                Some(nn::linear(p / "encoder_fc", flat, l, lin)),
+                Some(super::linear(p / "encoder_fc", flat, l)),
                 None,
-                Some(nn::linear(p / "decoder_fc", l, flat, lin)),
+                Some(super::linear(p / "decoder_fc", l, flat)),
                 l,
             ),
             (None, _) => (None, None, None, flat),
@@ -81,7 +77,7 @@ impl Conv {
             let from = sizes[n - j];
             match m.upsample {
                 Upsample::Nearest => {
-                    ups.push(Up::Nearest(nn::conv2d(&d / (3 * j), prev, c, k, pad)))
+                    ups.push(Up::Nearest(super::conv2d(&d / (3 * j), prev, c, k, pad)))
                 }
                 Upsample::Transposed => {
                     // out = 2·in − 1 + output_padding, so output_padding ∈ {0, 1} hits target
@@ -94,18 +90,11 @@ impl Conv {
                         ))
                         .into());
                     }
-                    let cfg = nn::ConvTransposeConfig {
-                        stride: 2,
-                        padding: 1,
-                        output_padding: oph,
-                        ..Default::default()
-                    };
-                    ups.push(Up::Transposed(nn::conv_transpose2d(
+                    ups.push(Up::Transposed(super::conv_transpose2d(
                         &d / (2 * j),
                         prev,
                         c,
-                        3,
-                        cfg,
+                        oph,
                     )));
                 }
             }
@@ -115,7 +104,7 @@ impl Conv {
             Upsample::Nearest => 3 * n,
             Upsample::Transposed => 2 * n,
         };
-        let last = nn::conv2d(&d / last_idx, prev, c_in, k, pad);
+        let last = super::conv2d(&d / last_idx, prev, c_in, k, pad);
         Ok(Conv {
             enc,
             enc_fc,

@@ -18,22 +18,21 @@ pub struct Mlp {
 impl Mlp {
     pub fn new(p: &nn::Path, m: &ModelConfig, features: i64, variational: bool) -> Result<Mlp> {
         let latent = m.latent.unwrap_or(1);
-        let cfg = Default::default();
         let mut sizes = vec![features];
         sizes.extend(&m.hidden);
         let e = p / "encoder";
         let mut enc = Vec::new();
         for (i, w) in sizes.windows(2).enumerate() {
-            enc.push(nn::linear(&e / (2 * i), w[0], w[1], cfg));
+            enc.push(super::linear(&e / (2 * i), w[0], w[1]));
         }
         let last = *sizes.last().unwrap_or(&features);
         let heads = if variational {
             Some((
-                nn::linear(p / "encoder_mu", last, latent, cfg),
-                nn::linear(p / "encoder_logvar", last, latent, cfg),
+                super::linear(p / "encoder_mu", last, latent),
+                super::linear(p / "encoder_logvar", last, latent),
             ))
         } else {
-            enc.push(nn::linear(&e / (2 * enc.len()), last, latent, cfg));
+            enc.push(super::linear(&e / (2 * enc.len()), last, latent));
             None
         };
         let mut back = vec![latent];
@@ -43,7 +42,7 @@ impl Mlp {
         let dec = back
             .windows(2)
             .enumerate()
-            .map(|(i, w)| nn::linear(&d / (2 * i), w[0], w[1], cfg))
+            .map(|(i, w)| super::linear(&d / (2 * i), w[0], w[1]))
             .collect();
         Ok(Mlp {
             enc,

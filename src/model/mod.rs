@@ -43,6 +43,59 @@ pub struct Model {
     pub variational: bool,
 }
 
+/// PyTorch's default initialisation, so that aelab and a PyTorch twin start alike:
+/// weights U(±1/√fan_in) (kaiming_uniform with a = √5), biases U(±1/√fan_in).
+/// fan_in is the weight's size(1) times its kernel area, as PyTorch computes it.
+fn torch_weights() -> nn::Init {
+    nn::Init::Kaiming {
+        dist: nn::init::NormalOrUniform::Uniform,
+        fan: nn::init::FanInOut::FanIn,
+        non_linearity: nn::init::NonLinearity::ExplicitGain(1.0 / 3f64.sqrt()),
+    }
+}
+
+fn torch_bias(fan_in: i64) -> nn::Init {
+    let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+    nn::Init::Uniform { lo: -b, up: b }
+}
+
+pub fn linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
+    nn::linear(
+        p,
+        i,
+        o,
+        nn::LinearConfig {
+            ws_init: torch_weights(),
+            bs_init: Some(torch_bias(i)),
+            bias: true,
+        },
+    )
+}
+
+pub fn conv2d(p: nn::Path, i: i64, o: i64, k: i64, padding: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        padding,
+        ws_init: torch_weights(),
+        bs_init: torch_bias(i * k * k),
+        ..Default::default()
+    };
+    nn::conv2d(p, i, o, k, cfg)
+}
+
+/// A stride-2 transposed convolution (kernel 3, padding 1); its weight is
+/// [in, out, k, k], so PyTorch's fan_in is out·k·k.
+pub fn conv_transpose2d(p: nn::Path, i: i64, o: i64, output_padding: i64) -> nn::ConvTranspose2D {
+    let cfg = nn::ConvTransposeConfig {
+        stride: 2,
+        padding: 1,
+        output_padding,
+        ws_init: torch_weights(),
+        bs_init: torch_bias(o * 9),
+        ..Default::default()
+    };
+    nn::conv_transpose2d(p, i, o, 3, cfg)
+}
+
 pub fn act(a: Activation, x: &Tensor) -> Tensor {
     match a {
         Activation::None => x.shallow_clone(),
@@ -210,5 +263,38 @@ impl Model {
             .iter()
             .map(|(_, t)| t.numel() as i64)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initialisation_matches_pytorch_bounds() {
+        // PyTorch: weights and biases ~ U(±1/√fan_in); with 784 inputs that is ±0.0357
+        let exp = crate::config::parse(
+            "name: t\ndata: {source: synthetic}\nmodel: {kind: conv, channels: [4], latent: 3}\n",
+            &[],
+        )
+        .unwrap();
+        tch::manual_seed(0);
+        let m = Model::build(&exp, &[1, 8, 8], Device::Cpu, None).unwrap();
+        for (name, t) in m.named_parameters() {
+            let fan_in = match name.as_str() {
+                "encoder.0.weight" | "encoder.0.bias" => 9.0, // 1 channel × 3×3
+                "encoder_fc.weight" | "encoder_fc.bias" => 64.0, // 4 × 4×4
+                "decoder_fc.weight" | "decoder_fc.bias" => 3.0,
+                "decoder.0.weight" | "decoder.0.bias" => 36.0, // 4 × 3×3
+                "decoder.3.weight" | "decoder.3.bias" => 36.0,
+                other => panic!("unexpected parameter {other}"),
+            };
+            let bound = 1.0 / f64::sqrt(fan_in);
+            let max = f64::try_from(t.abs().max()).unwrap();
+            assert!(max <= bound + 1e-7, "{name}: max {max} > {bound}");
+            if t.numel() >= 36 {
+                assert!(max > 0.8 * bound, "{name}: max {max} far below {bound}");
+            }
+        }
     }
 }
