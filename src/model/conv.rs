@@ -134,10 +134,10 @@ impl Conv {
         }
         let h = h.flatten(1, -1);
         if let Some((mu, lv)) = &self.heads {
-            return (mu.forward(&h), Some(lv.forward(&h)));
+            return (super::dense(mu, &h), Some(super::dense(lv, &h)));
         }
         let z = match &self.enc_fc {
-            Some(fc) => fc.forward(&h),
+            Some(fc) => super::dense(fc, &h),
             None => h,
         };
         (super::act(self.latent_act, &z), None)
@@ -147,7 +147,7 @@ impl Conv {
     pub fn decode(&self, z: &Tensor) -> Tensor {
         let (c, lh, lw) = self.map;
         let mut h = match &self.dec_fc {
-            Some(fc) => super::act(self.act, &fc.forward(z)),
+            Some(fc) => super::act(self.act, &super::dense(fc, z)),
             None => z.shallow_clone(),
         }
         .reshape([-1, c, lh, lw]);

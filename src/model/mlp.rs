@@ -4,7 +4,7 @@
 //!   decoder.{0,2,4,..}  Linear layers back to the input size
 use crate::config::{Activation, ModelConfig};
 use anyhow::Result;
-use tch::{nn, nn::Module, Tensor};
+use tch::{nn, Tensor};
 
 pub struct Mlp {
     enc: Vec<nn::Linear>,
@@ -59,13 +59,13 @@ impl Mlp {
         let mut h = x.flatten(1, -1);
         let n = self.enc.len();
         for (i, l) in self.enc.iter().enumerate() {
-            h = l.forward(&h);
+            h = super::dense(l, &h);
             if i + 1 < n || self.heads.is_some() {
                 h = super::act(self.act, &h);
             }
         }
         match &self.heads {
-            Some((mu, lv)) => (mu.forward(&h), Some(lv.forward(&h))),
+            Some((mu, lv)) => (super::dense(mu, &h), Some(super::dense(lv, &h))),
             None => (super::act(self.latent_act, &h), None),
         }
     }
@@ -75,7 +75,7 @@ impl Mlp {
         let mut h = z.shallow_clone();
         let n = self.dec.len();
         for (i, l) in self.dec.iter().enumerate() {
-            h = l.forward(&h);
+            h = super::dense(l, &h);
             if i + 1 < n {
                 h = super::act(self.act, &h);
             }

@@ -72,6 +72,12 @@ pub fn linear(p: nn::Path, i: i64, o: i64) -> nn::Linear {
     )
 }
 
+/// y = x Wᵀ + b as one fused kernel (at::linear → addmm), as PyTorch's nn.Linear
+/// computes it; tch's Linear::forward adds the bias in a second pass.
+pub fn dense(l: &nn::Linear, x: &Tensor) -> Tensor {
+    x.linear(&l.ws, l.bs.as_ref())
+}
+
 pub fn conv2d(p: nn::Path, i: i64, o: i64, k: i64, padding: i64) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         padding,
