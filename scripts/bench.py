@@ -14,10 +14,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AELAB = os.path.join(ROOT, "target", "release", "aelab")
 DATA = os.path.join(os.environ.get("AELAB_DATA", os.path.expanduser("~/.cache/aelab/data")), "fashion-mnist")
 OUT = tempfile.mkdtemp(prefix="aelab-bench-")
+# AELAB_BENCH_DEVICE=cuda runs both sides on the GPU (scripts/gpu-check does)
+DEVICE = os.environ.get("AELAB_BENCH_DEVICE", "cpu")
 
 
 def aelab(experiment, *sets):
-    args = [AELAB, "run", "-q", "--force", "--out", OUT, os.path.join(ROOT, "experiments", experiment)]
+    args = [AELAB, "run", "-q", "--force", "--out", OUT, os.path.join(ROOT, "experiments", experiment),
+            "--set", f"device={DEVICE}"]
     for s in sets:
         args += ["--set", s]
     r = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -35,7 +38,8 @@ def aelab(experiment, *sets):
 def pytorch(model, epochs, batch, threads, limit=0):
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, "scripts", "bench_torch.py"), "--data", DATA, "--model", model,
-         "--epochs", str(epochs), "--batch", str(batch), "--threads", str(threads), "--limit", str(limit)],
+         "--epochs", str(epochs), "--batch", str(batch), "--threads", str(threads), "--limit", str(limit),
+         "--device", DEVICE],
         check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -69,7 +73,7 @@ def cpu_name():
 
 def main():
     threads = 2
-    print(f"aelab benchmark, {time.strftime('%Y-%m-%d')}: {cpu_name()}, "
+    print(f"aelab benchmark on {DEVICE}, {time.strftime('%Y-%m-%d')}: {cpu_name()}, "
           f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads, data {DATA}")
     gf = matmul_gflops(threads)
     print(f"machine: float32 2048x2048 matmul {gf:.1f} GFLOP/s, best of 5 ({threads} threads)")

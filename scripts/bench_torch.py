@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -50,6 +51,8 @@ def main():
             nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Upsample(size=(14, 14)),
             nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Upsample(size=(28, 28)),
             nn.Conv2d(16, 1, 3, padding=1))
+    dev = torch.device(a.device)
+    model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     crit = nn.BCEWithLogitsLoss()
     loader = DataLoader(TensorDataset(x), batch_size=a.batch, shuffle=True)
@@ -59,15 +62,18 @@ def main():
         t0 = time.perf_counter()
         total = 0.0
         for (xb,) in loader:
+            xb = xb.to(dev)
             opt.zero_grad()
             loss = crit(model(xb), xb)
             loss.backward()
             opt.step()
             total += loss.item() * len(xb)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         train_time += time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
-        mse = sum(((torch.sigmoid(model(xb)) - xb) ** 2).sum().item() for xb in xt.split(2048)) / xt.numel()
+        mse = sum(((torch.sigmoid(model(xb.to(dev))) - xb.to(dev)) ** 2).sum().item() for xb in xt.split(2048)) / xt.numel()
     print(json.dumps({
         "samples_per_s": len(x) * a.epochs / train_time,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
