@@ -26,6 +26,8 @@ pub struct RunOptions {
 
 /// Rows of validation data kept for the reconstruction plots.
 const KEEP_FOR_PLOTS: i64 = 16;
+/// Tabular data: validation rows kept for the per-feature error chart.
+const KEEP_TABULAR: i64 = 1000;
 
 /// Everything a run needs, checked, before anything is written.
 struct Prepared {
@@ -262,9 +264,12 @@ fn finish(
     if let Some(y) = &data.val_y {
         write_npy(&dir.join("labels.npy"), y)?;
     }
-    let keep = data
-        .val_x
-        .narrow(0, 0, KEEP_FOR_PLOTS.min(data.val_x.size()[0]));
+    let kept = if data.is_image() {
+        KEEP_FOR_PLOTS
+    } else {
+        KEEP_TABULAR
+    };
+    let keep = data.val_x.narrow(0, 0, kept.min(data.val_x.size()[0]));
     write_npy(&dir.join("plots").join("inputs.npy"), &keep)?;
     if let Some(nz) = &exp.noise {
         tch::manual_seed(util::seed_for(exp.seed, -1, 0));

@@ -119,7 +119,12 @@ pub fn reconstructions(dir: &Path, out: &Path, title: &str, model: &Model, n: i6
         return Ok(());
     }
     let x = read_inputs(dir, "inputs.npy")?;
-    let n = n.min(x.size()[0]);
+    // images: a grid of n; tabular data: the error chart over every kept row
+    let n = if model.sample_shape.len() == 3 {
+        n.min(x.size()[0])
+    } else {
+        x.size()[0]
+    };
     let x = x.narrow(0, 0, n);
     let noisy = dir.join("plots").join("inputs_noisy.npy");
     let noisy = if noisy.exists() {
@@ -228,7 +233,8 @@ fn bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, v: &[f64
 where
     DB::ErrorType: 'static,
 {
-    let hi = v.iter().cloned().fold(0.0, f64::max).max(1e-12) * 1.1;
+    let top = v.iter().cloned().fold(0.0, f64::max);
+    let hi = if top > 0.0 { top * 1.12 } else { 1.0 };
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 20))
         .margin(12)
