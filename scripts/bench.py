@@ -60,6 +60,33 @@ def matmul_gflops(threads):
     return best
 
 
+REPS = 3
+
+
+def median(runs):
+    out = {}
+    for k in runs[0]:
+        vals = sorted(r[k] for r in runs)
+        out[k] = vals[len(vals) // 2]
+    return out
+
+
+def pair(run_a, run_b):
+    """Alternate the two sides so that a slow patch of the machine hits both."""
+    a, b = [], []
+    for _ in range(REPS):
+        a.append(run_a())
+        b.append(run_b())
+    return median(a), median(b)
+
+
+def row(name, a, p):
+    print(f"{name:<6} aelab {a['samples_per_s']:>9.0f}  PyTorch {p['samples_per_s']:>9.0f}  "
+          f"ratio {a['samples_per_s'] / p['samples_per_s']:.2f}x | peak RSS aelab {a['peak_rss_mib']:.0f} MiB, "
+          f"PyTorch {p['peak_rss_mib']:.0f} MiB, ratio {a['peak_rss_mib'] / p['peak_rss_mib']:.2f} | test MSE "
+          f"aelab {a['test_mse']:.5f}, PyTorch {p['test_mse']:.5f}, ratio {a['test_mse'] / p['test_mse']:.3f}")
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
