@@ -72,8 +72,10 @@ fn validate(file: &Path, overrides: &[String], deep: bool) -> Result<()> {
     let exp = crate::config::load(file, overrides)?;
     if deep {
         let base = file.parent();
-        let data = crate::data::load(&exp, base)?;
-        let model = crate::model::Model::build(&exp, &data.sample_shape, tch::Device::Cpu, base)?;
+        let named = |e| crate::run::in_file(e, file);
+        let data = crate::data::load(&exp, base).map_err(named)?;
+        let model = crate::model::Model::build(&exp, &data.sample_shape, tch::Device::Cpu, base)
+            .map_err(named)?;
         eprintln!(
             "aelab: {}: {} train / {} validation samples of shape {:?}; {} parameters, code size {}",
             data.description,

@@ -132,12 +132,21 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// Name the experiment file in an input error raised while reading its data or
+/// building its model (errors from the file itself already name it).
+pub fn in_file(e: anyhow::Error, file: &Path) -> anyhow::Error {
+    match e.downcast_ref::<InputError>() {
+        Some(i) => InputError::new(format!("{}: {}", file.display(), i.0)).into(),
+        None => e,
+    }
+}
+
 /// Train a new run from an experiment file. Returns the run directory.
 pub fn run(file: &Path, opts: &RunOptions) -> Result<PathBuf> {
     let mut exp = config::load(file, &opts.overrides)?;
     let base = file.parent().map(Path::to_path_buf);
     absolutise(&mut exp, base.as_deref())?;
-    let p = prepare(exp, base.as_deref())?;
+    let p = prepare(exp, base.as_deref()).map_err(|e| in_file(e, file))?;
     let (dir, note) = choose_dir(&opts.out, &p.exp.name, opts.force)?;
     create_dir(&dir)?;
     if let Some(n) = note {

@@ -292,6 +292,22 @@ pub fn train(
         train_seconds += train_time;
         let train_loss = f64::try_from(&loss_sum).unwrap_or(f64::NAN) / n as f64;
         let ev = evaluate(exp, model, val_x);
+        if !ev.loss.is_finite() {
+            let kept = if state.epoch > 0 {
+                format!(
+                    "the checkpoint of epoch {} is kept in {}",
+                    state.epoch,
+                    run_dir.join("checkpoint").display()
+                )
+            } else {
+                "no epoch had finished, so there is no checkpoint".to_string()
+            };
+            bail!(
+                "training diverged: the validation loss became {} after epoch {} (learning rate {lr:e}); {kept}. Try a smaller train.optimizer.lr or set train.grad_clip",
+                ev.loss,
+                epoch + 1
+            );
+        }
         let seconds = t0.elapsed().as_secs_f64();
         let mut row = Row::new();
         row.push("epoch", (epoch + 1) as f64);

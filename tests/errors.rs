@@ -106,7 +106,7 @@ fn latent_must_compress() {
 fn conv_on_tabular_data() {
     has(
         &bad_run(&GOOD.replace("kind: mlp", "kind: conv"), &[]),
-        &["model.kind", "image data", "[10]"],
+        &["e.yaml: model.kind", "image data", "[10]"],
     );
 }
 
@@ -247,7 +247,7 @@ fn cuda_asked_for_where_there_is_none() {
     }
     has(
         &bad_run(&format!("device: cuda\n{GOOD}"), &[]),
-        &["device: cuda", "CUDA is not available", "auto"],
+        &["e.yaml: device: cuda", "CUDA is not available", "auto"],
     );
     // auto falls back to the CPU and says so
     let dir = tmp();
