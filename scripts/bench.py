@@ -101,7 +101,7 @@ def cpu_name():
 def main():
     threads = 2
     print(f"aelab benchmark on {DEVICE}, {time.strftime('%Y-%m-%d')}: {cpu_name()}, "
-          f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads, data {DATA.replace(os.path.expanduser("~"), "~", 1)}")
+          f"{os.cpu_count()} logical CPUs, torch {torch.__version__}, {threads} threads, data {DATA.replace(os.path.expanduser('~'), '~', 1)}")
     gf = matmul_gflops(threads)
     print(f"machine: float32 2048x2048 matmul {gf:.1f} GFLOP/s, best of 5 ({threads} threads)")
     print(f"\ntraining samples/s (higher is better), same epochs, data, threads and hyper-parameters;")
