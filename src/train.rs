@@ -157,6 +157,19 @@ fn scheduled_lr(exp: &Experiment, epoch: i64, state: &TrainState) -> f64 {
     }
 }
 
+/// What a diverged run leaves to go back to.
+fn kept_checkpoint(state: &TrainState, run_dir: &Path) -> String {
+    if state.epoch > 0 {
+        format!(
+            "the checkpoint of epoch {} is kept in {}",
+            state.epoch,
+            run_dir.join("checkpoint").display()
+        )
+    } else {
+        "no epoch had finished, so there is no checkpoint".to_string()
+    }
+}
+
 pub struct Outcome {
     pub rows: Vec<Row>,
     pub best_epoch: Option<i64>,
@@ -251,15 +264,7 @@ pub fn train(
                     let bad = Vec::<f32>::try_from(&chunk).unwrap_or_default();
                     let off = bad.iter().position(|v| !v.is_finite()).unwrap_or(0) as i64;
                     pb.finish_and_clear();
-                    let kept = if state.epoch > 0 {
-                        format!(
-                            "the checkpoint of epoch {} is kept in {}",
-                            state.epoch,
-                            run_dir.join("checkpoint").display()
-                        )
-                    } else {
-                        "no epoch had finished, so there is no checkpoint".to_string()
-                    };
+                    let kept = kept_checkpoint(&state, run_dir);
                     bail!(
                         "training diverged: the loss became {} at epoch {}, step {} (learning rate {lr:e}); {kept}. Try a smaller train.optimizer.lr or set train.grad_clip",
                         bad.get(off as usize).map(|v| v.to_string()).unwrap_or_else(|| "NaN".into()),
@@ -293,15 +298,7 @@ pub fn train(
         let train_loss = f64::try_from(&loss_sum).unwrap_or(f64::NAN) / n as f64;
         let ev = evaluate(exp, model, val_x);
         if !ev.loss.is_finite() {
-            let kept = if state.epoch > 0 {
-                format!(
-                    "the checkpoint of epoch {} is kept in {}",
-                    state.epoch,
-                    run_dir.join("checkpoint").display()
-                )
-            } else {
-                "no epoch had finished, so there is no checkpoint".to_string()
-            };
+            let kept = kept_checkpoint(&state, run_dir);
             bail!(
                 "training diverged: the validation loss became {} after epoch {} (learning rate {lr:e}); {kept}. Try a smaller train.optimizer.lr or set train.grad_clip",
                 ev.loss,
