@@ -275,3 +275,47 @@ fn modules_without_the_method_or_not_torchscript() {
     );
     assert!(!d.path().join("z.npy").exists());
 }
+
+#[test]
+fn export_rewrites_the_modules_from_the_run_files() {
+    let d = tmp();
+    let y = format!("{TAB}model: {{kind: mlp, hidden: [8], latent: 3, output: linear}}\nloss: {{kind: mse}}\ntrain: {{epochs: 1}}\nexport: {{torchscript: false}}\n");
+    let run = quick(d.path(), &y, "x");
+    assert!(
+        !run.join("autoencoder.pt").exists(),
+        "export: torchscript: false writes none"
+    );
+    let out = ok(&["export", run.to_str().unwrap()], d.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("autoencoder.pt"));
+    let inputs = run.join("plots/inputs.npy");
+    ok(
+        &[
+            "reconstruct",
+            "-m",
+            run.join("autoencoder.pt").to_str().unwrap(),
+            "-i",
+            inputs.to_str().unwrap(),
+            "-o",
+            "a.npy",
+        ],
+        d.path(),
+    );
+    ok(
+        &[
+            "reconstruct",
+            "-m",
+            run.to_str().unwrap(),
+            "-i",
+            inputs.to_str().unwrap(),
+            "-o",
+            "b.npy",
+        ],
+        d.path(),
+    );
+    let a = std::fs::read(d.path().join("a.npy")).unwrap();
+    let b = std::fs::read(d.path().join("b.npy")).unwrap();
+    assert_eq!(
+        a, b,
+        "the exported module and the run's weights reconstruct alike"
+    );
+}
