@@ -22,7 +22,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 }
             };
             println!("run directory: {}", dir.display());
-            println!("plots:         {}", dir.join("plots").display());
+            if dir.join("plots").join("loss.png").exists() {
+                println!("plots:         {}", dir.join("plots").display());
+            }
             Ok(())
         }
         Command::Validate {

@@ -409,7 +409,6 @@ pub fn load_run(dir: &Path) -> Result<(Experiment, Model)> {
     let (tensors, _) = checkpoint::from_bytes(&bytes)?;
     let list: Vec<(String, Tensor)> = tensors.into_iter().collect();
     crate::export::load_parameters(&model, &list, &weights.display().to_string())?;
-    let _ = Kind::Float;
     Ok((exp, model))
 }
 

@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Reduction, Tensor};
 
+/// Steps between reads of the per-step losses (the only host read in the loop);
+/// the first non-finite one is still named exactly, from the buffer.
+const CHECK_EVERY: i64 = 50;
+
 /// Batches for evaluation: large, since no activations are kept.
 const EVAL_BATCH: i64 = 512;
 
@@ -258,7 +262,7 @@ pub fn train(
             step += 1;
             pb.inc(1);
             let at_end = step == steps;
-            if at_end || step - checked >= 50 || device == Device::Cpu {
+            if at_end || step - checked >= CHECK_EVERY {
                 let chunk = step_losses.narrow(0, checked, step - checked);
                 if !bool::try_from(chunk.isfinite().all()).unwrap_or(false) {
                     let bad = Vec::<f32>::try_from(&chunk).unwrap_or_default();

@@ -209,30 +209,20 @@ fn set_override_and_seed_repeat_bit_for_bit() {
     let dir = tmp();
     let f = experiment("linear-10-4-10.yaml");
     let f = f.to_str().unwrap();
-    ok(
-        &[
-            "run",
-            "--quiet",
-            f,
-            "--set",
-            "train.epochs=3",
-            "--set",
-            "name=a",
-        ],
-        dir.path(),
-    );
-    ok(
-        &[
-            "run",
-            "--quiet",
-            f,
-            "--set",
-            "train.epochs=3",
-            "--set",
-            "name=b",
-        ],
-        dir.path(),
-    );
+    for name in ["name=a", "name=b"] {
+        ok(
+            &[
+                "run",
+                "--quiet",
+                f,
+                "--set",
+                "train.epochs=3",
+                "--set",
+                name,
+            ],
+            dir.path(),
+        );
+    }
     let a = column(&dir.path().join("runs/a"), "val_loss");
     let b = column(&dir.path().join("runs/b"), "val_loss");
     assert_eq!(a.len(), 3);

@@ -282,8 +282,7 @@ where
     let lrs = series("lr");
     let lr_changes = lrs.windows(2).any(|w| (w[0].1 - w[1].1).abs() > 1e-15);
     let (top, bottom) = if lr_changes {
-        let (w, h) = root.dim_in_pixel();
-        let _ = w;
+        let h = root.dim_in_pixel().1;
         let (a, b) = root.split_vertically((h as f64 * 0.72) as u32);
         (a, Some(b))
     } else {
