@@ -1,6 +1,7 @@
 //! Link aelab against libtorch so that the binary needs no LD_LIBRARY_PATH and
 //! really loads libtorch's CUDA library when there is one, and compile the small
-//! C++ shim (cpp/aelab_jit.cpp) that traces aelab's models into TorchScript.
+//! C++ shim (cpp/aelab_jit.cpp) that traces aelab's models into TorchScript, and
+//! the fused training kernels (cpp/aelab_kernels.cpp).
 //!
 //! torch-sys finds libtorch (LIBTORCH, or LIBTORCH_USE_PYTORCH=1 with a Python
 //! that has torch) and hands its lib folder to us as DEP_TCH_LIBTORCH_LIB.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=cpp/aelab_jit.cpp");
+    println!("cargo:rerun-if-changed=cpp/aelab_kernels.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") else {
         // torch-sys failed earlier with its own message; nothing more to add.
@@ -35,7 +37,9 @@ fn main() {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag("-O3")
         .file("cpp/aelab_jit.cpp")
+        .file("cpp/aelab_kernels.cpp")
         .compile("aelab_jit");
 
     // The run-time search path, so `aelab` starts without LD_LIBRARY_PATH.
