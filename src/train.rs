@@ -61,12 +61,36 @@ pub fn loss(exp: &Experiment, model: &Model, f: &Forward, target: &Tensor) -> Lo
         Reduction::Mean
     };
     let recon = match exp.loss.kind {
-        LossKind::Bce => f
-            .logits
-            .binary_cross_entropy_with_logits::<Tensor>(target, None, None, red),
-        LossKind::Mse => model.finish(&f.logits).mse_loss(target, red),
+        LossKind::Bce => {
+            // one fused pass for loss and gradient on the CPU; ATen's operator elsewhere
+            let scale = if per_sample {
+                1.0 / b
+            } else {
+                1.0 / target.numel() as f64
+            };
+            match crate::kernels::bce_with_logits(&f.logits, target, scale) {
+                Ok(Some(l)) => l,
+                _ => {
+                    let l = f
+                        .logits
+                        .binary_cross_entropy_with_logits::<Tensor>(target, None, None, red);
+                    if per_sample {
+                        l / b
+                    } else {
+                        l
+                    }
+                }
+            }
+        }
+        LossKind::Mse => {
+            let l = model.finish(&f.logits).mse_loss(target, red);
+            if per_sample {
+                l / b
+            } else {
+                l
+            }
+        }
     };
-    let recon = if per_sample { recon / b } else { recon };
     let mut terms = vec![];
     let mut total = recon.shallow_clone();
     if let (Some(mu), Some(lv)) = (&f.mu, &f.logvar) {
