@@ -18,12 +18,13 @@ OUT = tempfile.mkdtemp(prefix="aelab-bench-")
 DEVICE = os.environ.get("AELAB_BENCH_DEVICE", "cpu")
 
 
-def aelab(experiment, *sets):
+def aelab(experiment, *sets, env=None):
     args = [AELAB, "run", "-q", "--force", "--out", OUT, os.path.join(ROOT, "experiments", experiment),
             "--set", f"device={DEVICE}"]
     for s in sets:
         args += ["--set", s]
-    r = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, **(env or {})})
     if r.returncode != 0:
         sys.exit(f"bench: aelab failed:\n{r.stderr}")
     name = experiment[:-5]
@@ -71,13 +72,16 @@ def median(runs):
     return out
 
 
-def pair(run_a, run_b):
-    """Alternate the two sides so that a slow patch of the machine hits both."""
-    a, b = [], []
+def sides(*runs):
+    """Alternate the sides so that a slow patch of the machine hits them all."""
+    results = [[] for _ in runs]
     for _ in range(REPS):
-        a.append(run_a())
-        b.append(run_b())
-    return median(a), median(b)
+        for run, out in zip(runs, results):
+            out.append(run())
+    return [median(r) for r in results]
+
+
+UNFUSED = {"AELAB_FUSED": "0"}
 
 
 def row(name, a, p):
@@ -106,13 +110,16 @@ def main():
     print(f"machine: float32 2048x2048 matmul {gf:.1f} GFLOP/s, best of 5 ({threads} threads)")
     print(f"\ntraining samples/s (higher is better), same epochs, data, threads and hyper-parameters;")
     print(f"each side run {REPS} times, alternating, medians shown")
-    a, p = pair(lambda: aelab("bench-mlp.yaml"), lambda: pytorch("mlp", 3, 256, threads))
+    a, p, u = sides(lambda: aelab("bench-mlp.yaml"), lambda: pytorch("mlp", 3, 256, threads),
+                    lambda: aelab("bench-mlp.yaml", env=UNFUSED))
     row("MLP", a, p)
+    print(f"       without its fused kernels (AELAB_FUSED=0: ATen's Adam operators and BCE) aelab runs "
+          f"{u['samples_per_s']:.0f} samples/s, ratio {u['samples_per_s'] / p['samples_per_s']:.2f}x")
     # forward 2·(784·256 + 256·32 + 32·256 + 256·784) flops; training ≈ 3× forward
     flops = 3 * 2 * (784 * 256 + 256 * 32 + 32 * 256 + 256 * 784)
     print(f"       MLP work {flops / 1e6:.2f} MFLOP per training sample: aelab reaches "
           f"{a['samples_per_s'] * flops / 1e9:.1f} GFLOP/s, {100 * a['samples_per_s'] * flops / 1e9 / gf:.0f}% of the matmul rate")
-    a, p = pair(lambda: aelab("bench-conv.yaml"), lambda: pytorch("conv", 1, 256, threads, limit=20000))
+    a, p = sides(lambda: aelab("bench-conv.yaml"), lambda: pytorch("conv", 1, 256, threads, limit=20000))
     row("Conv", a, p)
     print("\naelab MLP samples/s by batch size (1 epoch, 2 threads)")
     for b in (64, 256, 1024):
