@@ -21,6 +21,7 @@
 //    well under float32's rounding, for less work than a general log1p.
 #include <torch/torch.h>
 #include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 
 #include <cmath>
 #include <cstring>
@@ -41,24 +42,24 @@ char* dup_msg(const std::string& s) {
   return r;
 }
 
-// One element; returns its loss and writes its gradient (times scale).
+// One element: returns its loss and writes its gradient (times scale) to *g.
 inline double bce_one(float z, float x, float scale, float* g) {
   float e = std::exp(-std::fabs(z));
   float r = 1.0f / (1.0f + e);
   float s = z >= 0.0f ? r : e * r;
-  if (g) *g = (s - x) * scale;
+  *g = (s - x) * scale;
   return static_cast<double>(std::fmax(z, 0.0f) - z * x + std::log1p(e));
 }
 
 double bce_scalar(const float* z, const float* x, float* g, float scale, int64_t b, int64_t e) {
   double sum = 0.0;
-  for (int64_t i = b; i < e; ++i) sum += bce_one(z[i], x[i], scale, g ? g + i : nullptr);
+  for (int64_t i = b; i < e; ++i) sum += bce_one(z[i], x[i], scale, g + i);
   return sum;
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) inline __m256 log1p_unit(__m256 e) {
-  const __m256 u = _mm256_div_ps(e, _mm256_add_ps(_mm256_set1_ps(2.0f), e));
+// log1p(e) from u = e/(2+e)
+__attribute__((target("avx2,fma"))) inline __m256 log1p_series(__m256 u) {
   const __m256 u2 = _mm256_mul_ps(u, u);
   __m256 p = _mm256_set1_ps(1.0f / 15.0f);
   p = _mm256_fmadd_ps(p, u2, _mm256_set1_ps(1.0f / 13.0f));
@@ -74,6 +75,7 @@ __attribute__((target("avx2,fma"))) inline __m256 log1p_unit(__m256 e) {
 __attribute__((target("avx2,fma"))) double bce_avx2(const float* z, const float* x, float* g,
                                                      float scale, int64_t b, int64_t e) {
   const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 two = _mm256_set1_ps(2.0f);
   const __m256 zero = _mm256_setzero_ps();
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -88,14 +90,17 @@ __attribute__((target("avx2,fma"))) double bce_avx2(const float* z, const float*
       __m256 vx = _mm256_loadu_ps(x + i);
       __m256 neg_abs = _mm256_or_ps(vz, sign);  // -|z|
       __m256 ex = Sleef_expf8_u10(neg_abs);
+      // one division for both 1/(1+e) and e/(2+e)
+      __m256 a1 = _mm256_add_ps(one, ex);
+      __m256 a2 = _mm256_add_ps(two, ex);
+      __m256 d = _mm256_div_ps(one, _mm256_mul_ps(a1, a2));
+      __m256 r = _mm256_mul_ps(a2, d);
+      __m256 u = _mm256_mul_ps(_mm256_mul_ps(ex, a1), d);
       __m256 l = _mm256_add_ps(_mm256_fnmadd_ps(vz, vx, _mm256_max_ps(vz, zero)),
-                               log1p_unit(ex));
+                               log1p_series(u));
       acc = _mm256_add_ps(acc, l);
-      if (g) {
-        __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, ex));
-        __m256 s = _mm256_blendv_ps(r, _mm256_mul_ps(ex, r), _mm256_cmp_ps(vz, zero, _CMP_LT_OQ));
-        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_sub_ps(s, vx), vscale));
-      }
+      __m256 s = _mm256_blendv_ps(r, _mm256_mul_ps(ex, r), _mm256_cmp_ps(vz, zero, _CMP_LT_OQ));
+      _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_sub_ps(s, vx), vscale));
     }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
@@ -110,17 +115,59 @@ bool has_avx2() {
 }
 #endif
 
-// Σ loss over all elements; writes the gradient (times scale) when g is given.
-double bce_sum(const float* z, const float* x, float* g, float scale, int64_t n) {
-  return at::parallel_reduce(
-      0, n, 32768, 0.0,
-      [&](int64_t b, int64_t e, double ident) {
+// Σ loss over all elements of z, x; writes the gradient (times scale) into g.
+// The work is split by libtorch's own TensorIterator, so it runs on libtorch's
+// intra-op threads (an OpenMP pragma here would need this file built with
+// OpenMP, and a second runtime). Each thread adds into its own slot; the slots
+// are summed in order, so the result does not depend on timing.
+double bce_sum(const at::Tensor& z, const at::Tensor& x, at::Tensor& g, float scale) {
+  auto iter = at::TensorIteratorConfig()
+                  .add_output(g)
+                  .add_const_input(z)
+                  .add_const_input(x)
+                  .check_all_same_dtype(true)
+                  .build();
+  std::vector<double> partial(std::max(1, at::get_num_threads()), 0.0);
+  iter.for_each(
+      [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+        double sum = 0.0;
+        char* gp = data[0];
+        const char* zp = data[1];
+        const char* xp = data[2];
+        const bool contiguous = strides[0] == sizeof(float) && strides[1] == sizeof(float) &&
+                                strides[2] == sizeof(float);
+        for (int64_t j = 0; j < size1; ++j) {
+          if (contiguous) {
+            auto* gf = reinterpret_cast<float*>(gp);
+            auto* zf = reinterpret_cast<const float*>(zp);
+            auto* xf = reinterpret_cast<const float*>(xp);
 #if defined(__x86_64__)
-        if (has_avx2()) return ident + bce_avx2(z, x, g, scale, b, e);
+            if (has_avx2()) {
+              sum += bce_avx2(zf, xf, gf, scale, 0, size0);
+            } else {
+              sum += bce_scalar(zf, xf, gf, scale, 0, size0);
+            }
+#else
+            sum += bce_scalar(zf, xf, gf, scale, 0, size0);
 #endif
-        return ident + bce_scalar(z, x, g, scale, b, e);
+          } else {
+            for (int64_t i = 0; i < size0; ++i) {
+              sum += bce_one(*reinterpret_cast<const float*>(zp + i * strides[1]),
+                             *reinterpret_cast<const float*>(xp + i * strides[2]), scale,
+                             reinterpret_cast<float*>(gp + i * strides[0]));
+            }
+          }
+          gp += strides[3];
+          zp += strides[4];
+          xp += strides[5];
+        }
+        size_t t = static_cast<size_t>(at::get_thread_num());
+        partial[t < partial.size() ? t : 0] += sum;
       },
-      [](double a, double b) { return a + b; });
+      32768);
+  double total = 0.0;
+  for (double v : partial) total += v;
+  return total;
 }
 
 bool bce_supported(const at::Tensor& z, const at::Tensor& x) {
@@ -131,11 +178,8 @@ bool bce_supported(const at::Tensor& z, const at::Tensor& x) {
 struct BceLogits : public torch::autograd::Function<BceLogits> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z,
                             const at::Tensor& x, double scale) {
-    at::Tensor zc = z.contiguous();
-    at::Tensor xc = x.contiguous();
-    at::Tensor g = at::empty_like(zc);
-    double sum = bce_sum(zc.const_data_ptr<float>(), xc.const_data_ptr<float>(),
-                         g.mutable_data_ptr<float>(), static_cast<float>(scale), zc.numel());
+    at::Tensor g = at::empty_like(z, at::MemoryFormat::Contiguous);
+    double sum = bce_sum(z, x, g, static_cast<float>(scale));
     ctx->saved_data["g"] = g;
     return at::scalar_tensor(sum * scale, z.options());
   }
@@ -201,10 +245,8 @@ at::Tensor* aelab_bce_logits(at::Tensor* z, at::Tensor* x, double scale, char** 
     if (z->requires_grad() && at::GradMode::is_enabled()) {
       return new at::Tensor(BceLogits::apply(*z, *x, scale));
     }
-    at::Tensor zc = z->contiguous();
-    at::Tensor xc = x->contiguous();
-    double sum = bce_sum(zc.const_data_ptr<float>(), xc.const_data_ptr<float>(), nullptr,
-                         static_cast<float>(scale), zc.numel());
+    at::Tensor scratch = at::empty_like(*z, at::MemoryFormat::Contiguous);
+    double sum = bce_sum(*z, *x, scratch, static_cast<float>(scale));
     return new at::Tensor(at::scalar_tensor(sum * scale, z->options()));
   } catch (const std::exception& e) {
     *err = dup_msg(e.what());

@@ -179,6 +179,26 @@ mod tests {
     }
 
     #[test]
+    fn bce_handles_strided_logits() {
+        tch::manual_seed(5);
+        let z = Tensor::randn([301, 37], (Kind::Float, Device::Cpu)).tr(); // [37, 301], strided
+        let x = Tensor::rand([37, 301], (Kind::Float, Device::Cpu));
+        assert!(!z.is_contiguous());
+        let reference = f64::try_from(z.binary_cross_entropy_with_logits::<Tensor>(
+            &x,
+            None,
+            None,
+            Reduction::Sum,
+        ))
+        .unwrap();
+        let l = f64::try_from(bce_with_logits(&z, &x, 1.0).unwrap().unwrap()).unwrap();
+        assert!(
+            (l - reference).abs() <= 1e-6 * reference.abs(),
+            "{l} vs ATen {reference}"
+        );
+    }
+
+    #[test]
     fn bce_declines_what_it_does_not_cover() {
         let z = Tensor::zeros([4, 4], (Kind::Double, Device::Cpu));
         assert!(bce_with_logits(&z, &z, 1.0).unwrap().is_none());
