@@ -205,6 +205,18 @@ void aelab_clear_grad(at::Tensor* p) {
   if (p->grad().defined()) p->mutable_grad() = at::Tensor();
 }
 
+// Store a 4-d parameter in channels-last order (NHWC), in place: every handle on
+// it (the VarStore's, the layer's) sees the new strides. oneDNN's convolution,
+// max-pool and nearest upsampling then run on NHWC without a reorder per call.
+void aelab_channels_last(at::Tensor* p, char** err) {
+  try {
+    at::NoGradGuard no_grad;
+    if (p->dim() == 4) p->set_data(p->contiguous(at::MemoryFormat::ChannelsLast));
+  } catch (const std::exception& e) {
+    *err = dup_msg(e.what());
+  }
+}
+
 // Returns 1 when the update was applied, 0 when this device or dtype has no fused
 // kernel (nothing was changed), -1 on an error (message in *err).
 int aelab_fused_adam(at::Tensor** params, at::Tensor** grads, at::Tensor** exp_avgs,

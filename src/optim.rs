@@ -205,22 +205,33 @@ mod tests {
 
     /// Ten steps on a quadratic, from the same start, fused and unfused.
     fn trajectory(cfg: &OptimizerConfig, fused: bool) -> Vec<Tensor> {
-        tch::manual_seed(11);
-        let w = Tensor::randn([33, 7], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let b = Tensor::randn([7], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let target = Tensor::randn([33, 7], (Kind::Float, Device::Cpu));
+        // fixed values, not the global generator, which tests on other threads share
+        let wave = |n: i64, f: f64| (Tensor::arange(n, (Kind::Float, Device::Cpu)) * f).sin();
+        let w = wave(231, 0.37).reshape([33, 7]).set_requires_grad(true);
+        let b = wave(7, 1.3).set_requires_grad(true);
+        let target = wave(231, 0.11).reshape([33, 7]) * 2.0;
+        // a convolution weight stored channels-last, as conv models keep theirs
+        let k = wave(48, 0.7).reshape([4, 3, 2, 2]).set_requires_grad(true);
+        crate::kernels::channels_last(&k).unwrap();
+        assert_eq!(k.stride(), [12, 1, 6, 3]);
+        let k_target = wave(48, 0.05).reshape([4, 3, 2, 2]);
         let params = vec![
             ("b".to_string(), b.shallow_clone()),
+            ("k".to_string(), k.shallow_clone()),
             ("w".to_string(), w.shallow_clone()),
         ];
         let opt = Optimizer::new(cfg, params);
         let mut opt = if fused { opt } else { opt.unfused() };
         for _ in 0..10 {
             opt.zero_grad();
-            ((&w + &b) - &target).square().sum(Kind::Float).backward();
+            let lw = ((&w + &b) - &target).square().sum(Kind::Float);
+            let lk = ((&k - &k_target).square() * (&k_target + 2.0)).sum(Kind::Float);
+            (lw + lk).backward();
             opt.apply(cfg.lr);
         }
-        vec![w.detach(), b.detach(), opt.m[1].copy(), opt.v[1].copy()]
+        let mut out = vec![w.detach(), b.detach(), k.detach()];
+        out.extend(opt.m.iter().chain(&opt.v).map(|t| t.copy()));
+        out
     }
 
     #[test]

@@ -158,6 +158,14 @@ impl Model {
                     .into());
                 }
                 let net = conv::Conv::new(&vs.root(), m, sample_shape, variational)?;
+                if device == Device::Cpu && crate::kernels::enabled() {
+                    // NHWC weights: oneDNN's convolutions, pooling and upsampling
+                    // then run channels-last end to end (before the optimizer
+                    // state is made, which copies each parameter's layout).
+                    for t in vs.trainable_variables() {
+                        crate::kernels::channels_last(&t)?;
+                    }
+                }
                 let l = net.latent;
                 (Net::Conv(net), l)
             }
@@ -275,6 +283,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn initialisation_matches_pytorch_bounds() {
@@ -302,5 +311,35 @@ mod tests {
                 assert!(max > 0.8 * bound, "{name}: max {max} far below {bound}");
             }
         }
+    }
+
+    #[test]
+    fn channels_last_weights_compute_the_same() {
+        let exp = crate::config::parse(
+            "name: t\ndata: {source: synthetic}\nmodel: {kind: conv, channels: [6, 5], latent: 7}\n",
+            &[],
+        )
+        .unwrap();
+        let m = Model::build(&exp, &[3, 12, 10], Device::Cpu, None).unwrap();
+        let params = m.named_parameters();
+        let w = &params.iter().find(|(n, _)| n == "decoder.0.weight").unwrap().1;
+        assert_eq!(w.size(), [5, 5, 3, 3]);
+        assert_eq!(w.stride(), [45, 1, 15, 5], "not stored channels-last");
+        let x = (Tensor::arange(2 * 3 * 12 * 10, (Kind::Float, Device::Cpu)) * 0.01)
+            .sin()
+            .reshape([2, 3, 12, 10]);
+        let a = tch::no_grad(|| m.forward(&x, false).logits);
+        // the same weights in the default (NCHW) order
+        tch::no_grad(|| {
+            for (_, mut t) in m.named_parameters() {
+                let plain = t.contiguous();
+                t.set_data(&plain);
+            }
+        });
+        assert_eq!(w.stride(), [45, 9, 3, 1]);
+        let b = tch::no_grad(|| m.forward(&x, false).logits);
+        assert_eq!(a.size(), [2, 3, 12, 10]);
+        let d = f64::try_from((&a - &b).abs().max()).unwrap();
+        assert!(d < 1e-5, "outputs differ by {d}");
     }
 }
