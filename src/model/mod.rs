@@ -322,7 +322,11 @@ mod tests {
         .unwrap();
         let m = Model::build(&exp, &[3, 12, 10], Device::Cpu, None).unwrap();
         let params = m.named_parameters();
-        let w = &params.iter().find(|(n, _)| n == "decoder.0.weight").unwrap().1;
+        let w = &params
+            .iter()
+            .find(|(n, _)| n == "decoder.0.weight")
+            .unwrap()
+            .1;
         assert_eq!(w.size(), [5, 5, 3, 3]);
         assert_eq!(w.stride(), [45, 1, 15, 5], "not stored channels-last");
         let x = (Tensor::arange(2 * 3 * 12 * 10, (Kind::Float, Device::Cpu)) * 0.01)
