@@ -60,6 +60,8 @@ pub fn loss(exp: &Experiment, model: &Model, f: &Forward, target: &Tensor) -> Lo
     } else {
         Reduction::Mean
     };
+    // a VAE's reconstruction term is a sum per sample; otherwise a mean per element
+    let batch_mean = |l: Tensor| if per_sample { l / b } else { l };
     let recon = match exp.loss.kind {
         LossKind::Bce => {
             // one fused pass for loss and gradient on the CPU; ATen's operator elsewhere
@@ -70,26 +72,13 @@ pub fn loss(exp: &Experiment, model: &Model, f: &Forward, target: &Tensor) -> Lo
             };
             match crate::kernels::bce_with_logits(&f.logits, target, scale) {
                 Ok(Some(l)) => l,
-                _ => {
-                    let l = f
-                        .logits
-                        .binary_cross_entropy_with_logits::<Tensor>(target, None, None, red);
-                    if per_sample {
-                        l / b
-                    } else {
-                        l
-                    }
-                }
+                _ => batch_mean(
+                    f.logits
+                        .binary_cross_entropy_with_logits::<Tensor>(target, None, None, red),
+                ),
             }
         }
-        LossKind::Mse => {
-            let l = model.finish(&f.logits).mse_loss(target, red);
-            if per_sample {
-                l / b
-            } else {
-                l
-            }
-        }
+        LossKind::Mse => batch_mean(model.finish(&f.logits).mse_loss(target, red)),
     };
     let mut terms = vec![];
     let mut total = recon.shallow_clone();
