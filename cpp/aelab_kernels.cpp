@@ -197,8 +197,6 @@ struct BceLogits : public torch::autograd::Function<BceLogits> {
 
 extern "C" {
 
-void aelab_kernels_free_str(char* s) { free(s); }
-
 // Drop a parameter's gradient (PyTorch's zero_grad(set_to_none=True)): backward
 // then hands its fresh gradient over instead of adding it to a zeroed one.
 void aelab_clear_grad(at::Tensor* p) {

@@ -10,6 +10,7 @@
 //! aelab export), a safetensors file or a run directory, matched by name and shape.
 use crate::error::InputError;
 use crate::model::Model;
+use crate::util::shim_error;
 use anyhow::{anyhow, Result};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -38,16 +39,6 @@ extern "C" {
     ) -> c_int;
     fn aelab_module_save(m: *mut c_void, path: *const c_char, err: *mut *mut c_char) -> c_int;
     fn aelab_module_methods(path: *const c_char, err: *mut *mut c_char) -> *mut c_char;
-}
-
-fn take_err(err: *mut c_char) -> anyhow::Error {
-    if err.is_null() {
-        return anyhow!("unknown libtorch error");
-    }
-    // SAFETY: err was allocated by the shim with malloc and is NUL-terminated.
-    let msg = unsafe { CStr::from_ptr(err) }.to_string_lossy().to_string();
-    unsafe { aelab_free_str(err) };
-    anyhow!("{}", msg.lines().next().unwrap_or_default().to_string())
 }
 
 fn cstr(s: &str) -> Result<CString> {
@@ -85,7 +76,7 @@ impl ScriptBuilder {
         let mut err = std::ptr::null_mut();
         let ptr = unsafe { aelab_module_new(cstr(name)?.as_ptr(), &mut err) };
         if ptr.is_null() {
-            return Err(take_err(err));
+            return Err(shim_error(err));
         }
         Ok(ScriptBuilder { ptr })
     }
@@ -96,7 +87,7 @@ impl ScriptBuilder {
             aelab_module_add_parameter(self.ptr, cstr(name)?.as_ptr(), t.as_ptr(), &mut err)
         } != 0
         {
-            return Err(take_err(err).context(format!("registering parameter {name}")));
+            return Err(shim_error(err).context(format!("registering parameter {name}")));
         }
         Ok(())
     }
@@ -115,7 +106,7 @@ impl ScriptBuilder {
             )
         };
         if rc != 0 {
-            return Err(take_err(err).context(format!("tracing method {name}")));
+            return Err(shim_error(err).context(format!("tracing method {name}")));
         }
         Ok(())
     }
@@ -125,7 +116,7 @@ impl ScriptBuilder {
             let mut err = std::ptr::null_mut();
             let p = cstr(&tmp.to_string_lossy())?;
             if unsafe { aelab_module_save(self.ptr, p.as_ptr(), &mut err) } != 0 {
-                return Err(take_err(err));
+                return Err(shim_error(err));
             }
             Ok(())
         })
@@ -138,7 +129,7 @@ pub fn module_methods(path: &Path) -> Result<Vec<String>> {
     let p = cstr(&path.to_string_lossy())?;
     let out = unsafe { aelab_module_methods(p.as_ptr(), &mut err) };
     if out.is_null() {
-        let e = take_err(err);
+        let e = shim_error(err);
         return Err(InputError::new(format!(
             "{}: not a TorchScript module ({e})",
             path.display()

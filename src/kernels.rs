@@ -4,13 +4,13 @@
 //!
 //! `AELAB_FUSED=0` in the environment turns them off (the stock operators
 //! everywhere), for comparing the two: scripts/bench reports both.
+use crate::util::shim_error;
 use anyhow::{anyhow, Result};
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use tch::Tensor;
 use torch_sys::C_tensor;
 
 extern "C" {
-    fn aelab_kernels_free_str(s: *mut c_char);
     fn aelab_clear_grad(p: *const C_tensor);
     fn aelab_channels_last(p: *const C_tensor, err: *mut *mut c_char);
     fn aelab_fused_adam(
@@ -36,16 +36,6 @@ extern "C" {
     ) -> *mut C_tensor;
 }
 
-fn take_err(err: *mut c_char) -> anyhow::Error {
-    if err.is_null() {
-        return anyhow!("unknown libtorch error");
-    }
-    // SAFETY: err was allocated by the shim with malloc and is NUL-terminated.
-    let msg = unsafe { CStr::from_ptr(err) }.to_string_lossy().to_string();
-    unsafe { aelab_kernels_free_str(err) };
-    anyhow!("{}", msg.lines().next().unwrap_or_default().to_string())
-}
-
 /// Whether the fused kernels are on (they are unless `AELAB_FUSED=0`).
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -62,7 +52,7 @@ pub fn channels_last(p: &Tensor) -> Result<()> {
     if err.is_null() {
         Ok(())
     } else {
-        Err(take_err(err))
+        Err(shim_error(err))
     }
 }
 
@@ -127,7 +117,7 @@ pub fn fused_adam(
     match rc {
         1 => Ok(true),
         0 => Ok(false),
-        _ => Err(take_err(err)),
+        _ => Err(shim_error(err)),
     }
 }
 
@@ -147,7 +137,7 @@ pub fn bce_with_logits(z: &Tensor, x: &Tensor, scale: f64) -> Result<Option<Tens
     if err.is_null() {
         Ok(None)
     } else {
-        Err(take_err(err))
+        Err(shim_error(err))
     }
 }
 

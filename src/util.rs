@@ -1,10 +1,28 @@
-//! Small helpers shared by every stage: atomic file writes and device choice.
+//! Small helpers shared by every stage: atomic file writes, device choice, and the
+//! error messages of the C++ shims (cpp/).
 use crate::config::DeviceSpec;
 use crate::error::InputError;
 use anyhow::{Context, Result};
+use std::ffi::{c_char, CStr};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Device;
+
+extern "C" {
+    fn aelab_free_str(s: *mut c_char);
+}
+
+/// The error a C++ shim function (cpp/) reported through its `char** err`: the
+/// first line of libtorch's message (the rest is a C++ backtrace). Frees the string.
+pub fn shim_error(err: *mut c_char) -> anyhow::Error {
+    if err.is_null() {
+        return anyhow::anyhow!("unknown libtorch error");
+    }
+    // SAFETY: err was allocated by the shim with malloc and is NUL-terminated.
+    let msg = unsafe { CStr::from_ptr(err) }.to_string_lossy().to_string();
+    unsafe { aelab_free_str(err) };
+    anyhow::anyhow!("{}", msg.lines().next().unwrap_or_default())
+}
 
 /// A temporary name beside `path` that keeps its extension (tch picks formats by it).
 pub fn temp_path(path: &Path) -> PathBuf {
