@@ -206,10 +206,18 @@ void aelab_clear_grad(at::Tensor* p) {
 // Store a 4-d parameter in channels-last order (NHWC), in place: every handle on
 // it (the VarStore's, the layer's) sees the new strides. oneDNN's convolution,
 // max-pool and nearest upsampling then run on NHWC without a reorder per call.
+// The strides are made explicitly: for a weight with one input channel, such as
+// the first convolution's on grey images, contiguous(ChannelsLast) keeps NCHW
+// strides (both layouts describe it), ATen then takes it for NCHW, and that layer
+// and every pooling after it would run NCHW (max-pool three times slower).
 void aelab_channels_last(at::Tensor* p, char** err) {
   try {
     at::NoGradGuard no_grad;
-    if (p->dim() == 4) p->set_data(p->contiguous(at::MemoryFormat::ChannelsLast));
+    if (p->dim() == 4) {
+      at::Tensor q = at::empty_like(*p, p->options(), at::MemoryFormat::ChannelsLast);
+      q.copy_(*p);
+      p->set_data(q);
+    }
   } catch (const std::exception& e) {
     *err = dup_msg(e.what());
   }

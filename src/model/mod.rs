@@ -345,5 +345,20 @@ mod tests {
         assert_eq!(a.size(), [2, 3, 12, 10]);
         let d = f64::try_from((&a - &b).abs().max()).unwrap();
         assert!(d < 1e-5, "outputs differ by {d}");
+
+        // one input channel: NHWC strides all the same, so ATen sees channels-last
+        let m = Model::build(&exp, &[1, 12, 10], Device::Cpu, None).unwrap();
+        let params = m.named_parameters();
+        let w = &params
+            .iter()
+            .find(|(n, _)| n == "encoder.0.weight")
+            .unwrap()
+            .1;
+        assert_eq!(w.size(), [6, 1, 3, 3]);
+        assert_eq!(
+            w.stride(),
+            [9, 1, 3, 1],
+            "a one-channel weight kept NCHW strides"
+        );
     }
 }
