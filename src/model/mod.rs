@@ -313,6 +313,12 @@ mod tests {
         }
     }
 
+    fn param(m: &Model, name: &str) -> Tensor {
+        let params = m.named_parameters();
+        let (_, t) = params.into_iter().find(|(n, _)| n == name).unwrap();
+        t
+    }
+
     #[test]
     fn channels_last_weights_compute_the_same() {
         let exp = crate::config::parse(
@@ -321,12 +327,7 @@ mod tests {
         )
         .unwrap();
         let m = Model::build(&exp, &[3, 12, 10], Device::Cpu, None).unwrap();
-        let params = m.named_parameters();
-        let w = &params
-            .iter()
-            .find(|(n, _)| n == "decoder.0.weight")
-            .unwrap()
-            .1;
+        let w = param(&m, "decoder.0.weight");
         assert_eq!(w.size(), [5, 5, 3, 3]);
         assert_eq!(w.stride(), [45, 1, 15, 5], "not stored channels-last");
         let x = (Tensor::arange(2 * 3 * 12 * 10, (Kind::Float, Device::Cpu)) * 0.01)
@@ -348,12 +349,7 @@ mod tests {
 
         // one input channel: NHWC strides all the same, so ATen sees channels-last
         let m = Model::build(&exp, &[1, 12, 10], Device::Cpu, None).unwrap();
-        let params = m.named_parameters();
-        let w = &params
-            .iter()
-            .find(|(n, _)| n == "encoder.0.weight")
-            .unwrap()
-            .1;
+        let w = param(&m, "encoder.0.weight");
         assert_eq!(w.size(), [6, 1, 3, 3]);
         assert_eq!(
             w.stride(),
