@@ -2,7 +2,8 @@
 //! say when they do not apply (another device or dtype) so that the caller takes
 //! the stock ATen path instead.
 //!
-//! `AELAB_FUSED=0` in the environment turns them off (the stock operators
+//! `AELAB_FUSED=0` in the environment turns them off, and with them the
+//! channels-last weights of conv models (the stock operators and layouts
 //! everywhere), for comparing the two: scripts/bench reports both.
 use crate::util::shim_error;
 use anyhow::{anyhow, Result};

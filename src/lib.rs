@@ -4,7 +4,7 @@
 //!   data      idx, csv, npy, synthetic → Dataset
 //!   model     mlp, conv, vae, conv_vae, torchscript → Model
 //!   optim     Adam, AdamW, SGD with state in tensors
-//!   kernels   fused Adam and BCE-with-logits (cpp/aelab_kernels.cpp)
+//!   kernels   fused Adam, BCE-with-logits, channels-last weights (cpp/aelab_kernels.cpp)
 //!   train     the loop; checkpoint: resumable state
 //!   run       the pipeline and the run directory
 //!   metrics   metrics.csv; pca: the baseline
