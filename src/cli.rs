@@ -8,7 +8,12 @@ use std::path::PathBuf;
 /// with `aelab run`, and get a run directory with metrics, weights, plots and
 /// TorchScript exports that PyTorch loads as they are.
 #[derive(Parser, Debug)]
-#[command(name = "aelab", version, propagate_version = true)]
+#[command(
+    name = "aelab",
+    version,
+    propagate_version = true,
+    after_help = "Environment:\n  AELAB_FUSED=0  train with ATen's stock operators instead of aelab's fused CPU kernels\n                 (Adam, BCE on logits) and channels-last conv weights; results agree\n                 to float rounding, only speed differs (scripts/bench compares both)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -428,3 +428,12 @@ fn npy_images_with_labels_train() {
     assert_eq!(summary(&run)["sample_shape"], serde_json::json!([1, 8, 8]));
     assert!(run.join("labels.npy").exists() && run.join("plots/reconstructions.png").exists());
 }
+
+#[test]
+fn help_explains_commands_and_the_fused_switch() {
+    let out = ok(&["--help"], tmp().path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["run", "validate", "export", "encode", "AELAB_FUSED=0"] {
+        assert!(text.contains(word), "--help lacks {word}:\n{text}");
+    }
+}
